@@ -1,0 +1,367 @@
+#include "server/dispatcher.hpp"
+
+#include <algorithm>
+
+namespace sd::server {
+
+using proto::ErrorCode;
+
+Dispatcher::Dispatcher(DispatcherOptions options, DispatchSink& sink) : options_(std::move(options)), sink_(sink) {}
+
+Dispatcher::~Dispatcher() = default;
+
+Dispatcher::ClientInfo* Dispatcher::client_info(ConnId client) {
+  if (client == 0) return nullptr;
+  auto it = clients_.find(client);
+  return it == clients_.end() ? nullptr : &it->second;
+}
+
+void Dispatcher::refuse(ConnId client, ErrorCode code, std::string message, const std::string& task_id) {
+  ++counters_.rejected;
+  sink_.send_error(client, proto::ErrorMsg{code, std::move(message), task_id});
+}
+
+std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task, TimePoint now) {
+  if (!accepting_) {
+    refuse(client, ErrorCode::server_shutdown, "the server is shutting down", task.task_id);
+    return std::nullopt;
+  }
+  if (queue_.size() >= options_.max_queued) {
+    refuse(client, ErrorCode::queue_full,
+           "the queue holds " + std::to_string(queue_.size()) + " tasks, its maximum", task.task_id);
+    return std::nullopt;
+  }
+  if (task.task_id.empty()) {
+    do {
+      task.task_id = options_.id_prefix + "-" + std::to_string(next_id_++);
+    } while (tasks_.contains(task.task_id));
+  }
+  auto [it, inserted] = tasks_.try_emplace(task.task_id);
+  if (!inserted) {
+    refuse(client, ErrorCode::duplicate_task_id, "task_id '" + task.task_id + "' is already pending",
+           task.task_id);
+    return std::nullopt;
+  }
+  TaskEntry& entry = it->second;
+  entry.msg = std::move(task);
+  entry.msg.attempt = 0;
+  entry.client = client;
+  entry.seq = next_seq_++;
+  entry.accepted_at = now;
+  clients_.try_emplace(client);
+  enqueue(entry, false);
+  ++counters_.accepted;
+  if (entry.msg.timeout_ms) {
+    deadlines_.push_back(Deadline{now + std::chrono::milliseconds(*entry.msg.timeout_ms), entry.msg.task_id, entry.seq});
+    std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
+  }
+  if (entry.msg.reply == proto::ReplyMode::ack) sink_.send_accepted(client, entry.msg.task_id);
+  return entry.msg.task_id;
+}
+
+void Dispatcher::enqueue(TaskEntry& task, bool front) {
+  task.state = TaskEntry::State::queued;
+  task.worker = 0;
+  if (front) {
+    queue_.push_front(&task);
+  } else {
+    queue_.push_back(&task);
+  }
+  if (ClientInfo* c = client_info(task.client)) ++c->queued;
+}
+
+std::vector<TaskEntry*> Dispatcher::unqueue_if(const std::function<bool(const TaskEntry&)>& pred) {
+  std::vector<TaskEntry*> removed;
+  queue_.remove_if([&](const TaskEntry& t) {
+    if (!pred(t)) return false;
+    removed.push_back(const_cast<TaskEntry*>(&t));
+    return true;
+  });
+  for (TaskEntry* t : removed) {
+    if (ClientInfo* c = client_info(t->client)) --c->queued;
+  }
+  std::sort(removed.begin(), removed.end(), [](const TaskEntry* a, const TaskEntry* b) { return a->seq < b->seq; });
+  return removed;
+}
+
+void Dispatcher::erase(TaskEntry& task) {
+  const std::string id = task.msg.task_id;  // the key dies with the entry
+  tasks_.erase(id);
+}
+
+void Dispatcher::finish(TaskEntry& task, proto::ResultMsg result) {
+  if (!task.answered) {
+    task.answered = true;
+    if (result.ok) {
+      ++counters_.completed;
+    } else {
+      ++counters_.failed;
+    }
+    if (task.client != 0) {
+      result.task_id = task.msg.task_id;
+      result.attempt = 0;
+      sink_.send_result(task.client, result);
+    }
+  }
+  // A task still out on a worker stays known until that worker reports, so that the
+  // worker's slot stays counted and the late result is recognised as stale.
+  if (task.state == TaskEntry::State::running) return;
+  erase(task);
+}
+
+void Dispatcher::fail(TaskEntry& task, ErrorCode code, std::string message) {
+  proto::ResultMsg r;
+  r.ok = false;
+  r.error_code = code;
+  r.error_message = std::move(message);
+  finish(task, std::move(r));
+}
+
+void Dispatcher::client_gone(ConnId client) {
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  if (it->second.queued > 0) {
+    for (TaskEntry* t : unqueue_if([client](const TaskEntry& t) {
+           return t.client == client && t.msg.reply != proto::ReplyMode::ack;
+         })) {
+      erase(*t);
+    }
+  }
+  // Running tasks: nobody waits for them any more; ask their workers to stop.
+  for (auto& [conn, worker] : workers_) {
+    for (TaskEntry* t : worker.in_flight) {
+      if (t->client != client) continue;
+      t->client = 0;
+      // Asynchronous tasks outlive their submitter; the others are not worth finishing.
+      if (!t->answered && t->msg.reply != proto::ReplyMode::ack) {
+        sink_.send_cancel(conn, proto::CancelMsg{t->msg.task_id, t->attempt});
+      }
+    }
+  }
+  // Asynchronous tasks outlive their submitter.
+  for (auto& [id, t] : tasks_) {
+    if (t.client == client) t.client = 0;
+  }
+  clients_.erase(client);
+}
+
+const WorkerInfo& Dispatcher::add_worker(ConnId conn, const proto::WorkerRegisterMsg& reg, TimePoint now) {
+  WorkerInfo& w = workers_[conn];
+  w.conn = conn;
+  w.id = "worker_" + std::to_string(next_worker_++);
+  w.name = reg.name;
+  w.threads = reg.threads;
+  const int prefetch = reg.prefetch.value_or(options_.default_prefetch < 0 ? reg.threads : options_.default_prefetch);
+  w.capacity = reg.threads + prefetch;
+  w.task_types = reg.task_types;
+  std::sort(w.task_types.begin(), w.task_types.end());
+  w.last_seen = now;
+  w.registered_at = now;
+  ring_.push_back(conn);
+  return w;
+}
+
+void Dispatcher::worker_seen(ConnId conn, TimePoint now) {
+  auto it = workers_.find(conn);
+  if (it != workers_.end()) it->second.last_seen = now;
+}
+
+const WorkerInfo* Dispatcher::worker_draining(ConnId conn) {
+  auto it = workers_.find(conn);
+  if (it == workers_.end()) return nullptr;
+  it->second.draining = true;
+  return &it->second;
+}
+
+void Dispatcher::worker_gone(ConnId conn) {
+  auto it = workers_.find(conn);
+  if (it == workers_.end()) return;
+  WorkerInfo& w = it->second;
+  // Requeue in reverse so that push_front keeps the original order at the front.
+  std::vector<TaskEntry*> held = std::move(w.in_flight);
+  std::sort(held.begin(), held.end(), [](const TaskEntry* a, const TaskEntry* b) { return a->seq > b->seq; });
+  for (TaskEntry* t : held) {
+    --running_;
+    t->worker = 0;
+    t->state = TaskEntry::State::queued;  // no longer out anywhere
+    // Nobody will read the result: forget the task (asynchronous tasks excepted).
+    if (t->answered || (t->client == 0 && t->msg.reply != proto::ReplyMode::ack)) {
+      erase(*t);
+      continue;
+    }
+    if (!accepting_) {
+      fail(*t, ErrorCode::server_shutdown, "the server is shutting down and the task's worker was lost");
+      continue;
+    }
+    const int max_retries = t->msg.max_retries.value_or(options_.default_max_retries);
+    ++t->lost_runs;
+    if (t->lost_runs > max_retries) {
+      fail(*t, ErrorCode::worker_lost,
+           "the task's worker was lost " + std::to_string(t->lost_runs) + " times (max_retries " +
+               std::to_string(max_retries) + ")");
+      continue;
+    }
+    enqueue(*t, true);
+    ++counters_.requeued;
+  }
+  std::erase(ring_, conn);
+  if (ring_pos_ >= ring_.size()) ring_pos_ = 0;
+  workers_.erase(it);
+}
+
+void Dispatcher::detach_from_worker(TaskEntry& task) {
+  auto it = workers_.find(task.worker);
+  if (it != workers_.end()) std::erase(it->second.in_flight, &task);
+  task.worker = 0;
+  --running_;
+}
+
+void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
+  auto wit = workers_.find(worker_conn);
+  if (wit == workers_.end()) return;
+  WorkerInfo& w = wit->second;
+  auto it = tasks_.find(result.task_id);
+  // Fencing: only the attempt currently out on this very worker counts. A result
+  // without an attempt (a minimal worker) counts if this worker holds the task.
+  if (it == tasks_.end() || it->second.state != TaskEntry::State::running || it->second.worker != worker_conn ||
+      (result.attempt != 0 && result.attempt != it->second.attempt)) {
+    ++counters_.stale_results;
+    return;
+  }
+  TaskEntry& task = it->second;
+  detach_from_worker(task);
+  if (result.ok) {
+    ++w.completed;
+  } else {
+    ++w.failed;
+  }
+  if (!task.answered) {
+    if (result.ok) {
+      ++counters_.completed;
+    } else {
+      ++counters_.failed;
+    }
+    if (task.client != 0) {
+      result.task_id = task.msg.task_id;
+      result.worker_id = w.id;
+      result.attempt = 0;
+      sink_.send_result(task.client, result);
+    }
+  }
+  const std::string id = task.msg.task_id;
+  tasks_.erase(id);
+}
+
+bool Dispatcher::can_run(const WorkerInfo& w, std::string_view type) const {
+  return w.task_types.empty() || std::binary_search(w.task_types.begin(), w.task_types.end(), type);
+}
+
+bool Dispatcher::any_worker_runs(std::string_view type) const {
+  return std::any_of(workers_.begin(), workers_.end(), [&](const auto& kv) { return can_run(kv.second, type); });
+}
+
+void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
+  task.state = TaskEntry::State::running;
+  task.worker = worker.conn;
+  task.dispatched_at = now;
+  ++task.attempt;
+  worker.in_flight.push_back(&task);
+  ++running_;
+  if (ClientInfo* c = client_info(task.client)) --c->queued;
+  task.msg.attempt = task.attempt;
+  sink_.send_task(worker.conn, task.msg);
+}
+
+void Dispatcher::dispatch(TimePoint now) {
+  if (queue_.empty() || ring_.empty()) return;
+  // One task per worker with a free slot per round, starting where the last round
+  // stopped: round-robin over the workers that can take one.
+  bool progress = true;
+  while (progress && !queue_.empty()) {
+    progress = false;
+    for (std::size_t n = 0; n < ring_.size() && !queue_.empty(); ++n) {
+      const std::size_t pos = (ring_pos_ + n) % ring_.size();
+      WorkerInfo& w = workers_.at(ring_[pos]);
+      if (w.draining || static_cast<int>(w.in_flight.size()) >= w.capacity) continue;
+      TaskEntry* task = queue_.pop_for(w.task_types);
+      if (task == nullptr) continue;
+      assign(w, *task, now);
+      progress = true;
+      ring_pos_ = (pos + 1) % ring_.size();
+      break;  // the next round starts after this worker
+    }
+  }
+}
+
+void Dispatcher::tick(TimePoint now) {
+  while (!deadlines_.empty() && deadlines_.front().at <= now) {
+    std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
+    Deadline d = std::move(deadlines_.back());
+    deadlines_.pop_back();
+    auto it = tasks_.find(d.task_id);
+    if (it == tasks_.end() || it->second.seq != d.seq || it->second.answered) continue;
+    TaskEntry& task = it->second;
+    const std::string message = "the task did not finish within " + std::to_string(*task.msg.timeout_ms) + " ms";
+    if (task.state == TaskEntry::State::queued) {
+      unqueue_if([&task](const TaskEntry& t) { return &t == &task; });
+      fail(task, ErrorCode::timeout, message);
+    } else {
+      sink_.send_cancel(task.worker, proto::CancelMsg{task.msg.task_id, task.attempt});
+      fail(task, ErrorCode::timeout, message);
+    }
+  }
+  if (now - last_unrunnable_check_ >= std::chrono::milliseconds(200)) {
+    last_unrunnable_check_ = now;
+    expire_unrunnable(now);
+  }
+}
+
+void Dispatcher::expire_unrunnable(TimePoint now) {
+  // With no worker at all, nothing can be known about a type: tasks wait.
+  if (workers_.empty() || queue_.empty()) return;
+  std::vector<std::string> unrunnable;
+  queue_.for_each_type([&](std::string_view type) {
+    if (!any_worker_runs(type)) unrunnable.emplace_back(type);
+  });
+  if (unrunnable.empty()) return;
+  const auto expired = unqueue_if([&](const TaskEntry& t) {
+    return now - t.accepted_at >= options_.queue_timeout &&
+           std::find(unrunnable.begin(), unrunnable.end(), t.msg.task_type) != unrunnable.end();
+  });
+  for (TaskEntry* t : expired) {
+    fail(*t, ErrorCode::unknown_task_type,
+         "no connected worker runs task type '" + t->msg.task_type + "' (waited " +
+             std::to_string(options_.queue_timeout.count()) + " ms)");
+  }
+}
+
+std::vector<ConnId> Dispatcher::silent_workers(TimePoint now, std::chrono::milliseconds timeout) const {
+  std::vector<ConnId> out;
+  for (const auto& [conn, w] : workers_) {
+    if (now - w.last_seen > timeout) out.push_back(conn);
+  }
+  return out;
+}
+
+void Dispatcher::stop_accepting() {
+  accepting_ = false;
+  for (TaskEntry* t : unqueue_if([](const TaskEntry&) { return true; })) fail(*t, ErrorCode::server_shutdown, "the server is shutting down");
+}
+
+void Dispatcher::fail_running() {
+  for (auto& [conn, w] : workers_) {
+    for (TaskEntry* t : w.in_flight) {
+      if (!t->answered) fail(*t, ErrorCode::server_shutdown, "the server shut down before the task finished");
+    }
+  }
+}
+
+std::vector<const WorkerInfo*> Dispatcher::workers() const {
+  std::vector<const WorkerInfo*> out;
+  out.reserve(ring_.size());
+  for (ConnId c : ring_) out.push_back(&workers_.at(c));
+  std::sort(out.begin(), out.end(), [](const WorkerInfo* a, const WorkerInfo* b) { return a->registered_at < b->registered_at || (a->registered_at == b->registered_at && a->conn < b->conn); });
+  return out;
+}
+
+}  // namespace sd::server

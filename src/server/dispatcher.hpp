@@ -1,0 +1,166 @@
+#pragma once
+/// The server's scheduling core: accepted tasks, the queue, the workers, and who gets
+/// which result. A pure state machine: no sockets, no clock (time is passed in), no
+/// logging; its effects go out through a DispatchSink, so tests drive it directly.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/messages.hpp"
+#include "server/task_entry.hpp"
+#include "server/task_queue.hpp"
+
+namespace sd::server {
+
+/// Where the dispatcher's decisions go (the server's sessions, or a test's recorder).
+class DispatchSink {
+ public:
+  virtual ~DispatchSink() = default;
+  virtual void send_task(ConnId worker, const proto::TaskMsg& task) = 0;
+  virtual void send_cancel(ConnId worker, const proto::CancelMsg& cancel) = 0;
+  virtual void send_result(ConnId client, const proto::ResultMsg& result) = 0;
+  virtual void send_error(ConnId conn, const proto::ErrorMsg& error) = 0;
+  virtual void send_accepted(ConnId client, std::string_view task_id) = 0;
+};
+
+struct DispatcherOptions {
+  std::size_t max_queued = 1'000'000;        ///< then new tasks get queue_full
+  int default_max_retries = 3;               ///< re-runs after lost workers
+  int default_prefetch = -1;                 ///< extra slots per worker; -1: same as threads
+  std::chrono::milliseconds queue_timeout{60'000};  ///< for types no connected worker runs
+  std::string id_prefix = "t";               ///< server-made task ids: <prefix>-<n>
+};
+
+/// A worker as the dispatcher sees it.
+struct WorkerInfo {
+  ConnId conn = 0;
+  std::string id;  ///< worker_1, worker_2, ...
+  std::string name;
+  int threads = 0;
+  int capacity = 0;  ///< threads + prefetch: never more tasks out to it
+  std::vector<std::string> task_types;  ///< empty: any type
+  std::vector<TaskEntry*> in_flight;
+  std::uint64_t completed = 0;
+  std::uint64_t failed = 0;
+  bool draining = false;  ///< sent DRAIN: finishes what it holds, gets nothing new
+  TimePoint last_seen{};
+  TimePoint registered_at{};
+};
+
+struct DispatcherCounters {
+  std::uint64_t accepted = 0;
+  std::uint64_t completed = 0;  ///< success results delivered
+  std::uint64_t failed = 0;     ///< error results delivered (task errors, timeouts, worker_lost, ...)
+  std::uint64_t rejected = 0;   ///< TASKs refused with an ERROR (duplicate, queue_full, ...)
+  std::uint64_t requeued = 0;   ///< runs handed back to the queue after a worker was lost
+  std::uint64_t stale_results = 0;  ///< results dropped: not the attempt currently out
+};
+
+/// Thread-safety: none; lives on the server's event-loop thread.
+class Dispatcher {
+ public:
+  Dispatcher(DispatcherOptions options, DispatchSink& sink);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // --- clients -------------------------------------------------------------------------
+  /// Accepts a TASK from `client` (or refuses it with an ERROR through the sink).
+  /// Returns the task id when accepted.
+  std::optional<std::string> submit(ConnId client, proto::TaskMsg task, TimePoint now);
+  /// The client went away: its queued tasks are dropped, its running ones cancelled.
+  void client_gone(ConnId client);
+
+  // --- workers -------------------------------------------------------------------------
+  /// Registers a worker; returns its id (worker_N).
+  const WorkerInfo& add_worker(ConnId conn, const proto::WorkerRegisterMsg& reg, TimePoint now);
+  /// The worker went away (disconnect, crash, heartbeat timeout): its tasks run again
+  /// elsewhere, or fail with worker_lost after max_retries re-runs.
+  void worker_gone(ConnId conn);
+  /// Any message from the worker proves it alive.
+  void worker_seen(ConnId conn, TimePoint now);
+  /// The worker sent DRAIN: it keeps its tasks but is given no new ones.
+  /// Returns the worker (nullptr if `conn` is not one).
+  const WorkerInfo* worker_draining(ConnId conn);
+  /// A RESULT from a worker; forwarded to the client if it is for the attempt out.
+  void on_result(ConnId worker_conn, proto::ResultMsg result);
+  [[nodiscard]] bool is_worker(ConnId conn) const { return workers_.contains(conn); }
+
+  // --- time and scheduling -------------------------------------------------------------
+  /// Hands queued tasks to workers with free slots, round-robin.
+  void dispatch(TimePoint now);
+  /// Timeouts: tasks past their timeout_ms, tasks no worker can run past queue_timeout.
+  void tick(TimePoint now);
+  /// Workers silent for longer than `timeout`.
+  [[nodiscard]] std::vector<ConnId> silent_workers(TimePoint now, std::chrono::milliseconds timeout) const;
+
+  // --- shutdown ------------------------------------------------------------------------
+  /// Answers every queued task with server_shutdown (and refuses new ones from now on).
+  void stop_accepting();
+  /// Answers every task still running with server_shutdown.
+  void fail_running();
+  [[nodiscard]] std::size_t running_count() const noexcept { return running_; }
+
+  // --- introspection -------------------------------------------------------------------
+  [[nodiscard]] std::size_t queued_count() const noexcept { return queue_.size(); }
+  [[nodiscard]] std::size_t pending_count() const noexcept { return tasks_.size(); }
+  [[nodiscard]] const DispatcherCounters& counters() const noexcept { return counters_; }
+  /// Workers in registration order.
+  [[nodiscard]] std::vector<const WorkerInfo*> workers() const;
+
+ private:
+  struct ClientInfo {
+    std::size_t queued = 0;  ///< tasks of this client in the queue: skip the scan when 0
+  };
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  struct Deadline {
+    TimePoint at;
+    std::string task_id;
+    std::uint64_t seq;
+    bool operator>(const Deadline& o) const { return at > o.at; }
+  };
+
+  void refuse(ConnId client, proto::ErrorCode code, std::string message, const std::string& task_id);
+  /// Sends the task's one RESULT (if anyone waits) and forgets the task unless it is still out.
+  void finish(TaskEntry& task, proto::ResultMsg result);
+  void fail(TaskEntry& task, proto::ErrorCode code, std::string message);
+  void erase(TaskEntry& task);
+  void enqueue(TaskEntry& task, bool front);
+  /// Takes the tasks matching `pred` out of the queue, in acceptance order.
+  std::vector<TaskEntry*> unqueue_if(const std::function<bool(const TaskEntry&)>& pred);
+  void assign(WorkerInfo& worker, TaskEntry& task, TimePoint now);
+  void detach_from_worker(TaskEntry& task);
+  bool can_run(const WorkerInfo& w, std::string_view type) const;
+  bool any_worker_runs(std::string_view type) const;
+  void expire_unrunnable(TimePoint now);
+  ClientInfo* client_info(ConnId client);
+
+  DispatcherOptions options_;
+  DispatchSink& sink_;
+  std::unordered_map<std::string, TaskEntry, StringHash, std::equal_to<>> tasks_;
+  TaskQueue queue_;
+  std::unordered_map<ConnId, WorkerInfo> workers_;
+  std::vector<ConnId> ring_;  ///< workers in registration order, for round-robin
+  std::size_t ring_pos_ = 0;
+  std::unordered_map<ConnId, ClientInfo> clients_;
+  std::vector<Deadline> deadlines_;  ///< min-heap on `at`
+  DispatcherCounters counters_;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t next_worker_ = 1;
+  std::size_t running_ = 0;
+  bool accepting_ = true;
+  TimePoint last_unrunnable_check_{};
+};
+
+}  // namespace sd::server

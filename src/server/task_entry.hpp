@@ -1,0 +1,37 @@
+#pragma once
+/// What the server knows about one accepted task while it is pending.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "proto/messages.hpp"
+
+namespace sd::server {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+/// Identifies a connection for the life of the server process (never reused).
+using ConnId = std::uint64_t;
+
+/// A pending task. Invariants:
+///  - state == queued  <=> the task is in the TaskQueue, worker == 0;
+///  - state == running <=> the task is in exactly one worker's in-flight list;
+///  - answered: the client already got its one RESULT (timeout); the entry lives on
+///    only until its worker reports or is lost, so that the slot stays counted.
+struct TaskEntry {
+  enum class State : std::uint8_t { queued, running };
+
+  proto::TaskMsg msg;            ///< as submitted (task_id always set)
+  ConnId client = 0;             ///< 0: nobody waits for the result any more
+  ConnId worker = 0;             ///< when running
+  std::uint64_t seq = 0;         ///< acceptance order
+  TimePoint accepted_at{};
+  TimePoint dispatched_at{};
+  State state = State::queued;
+  std::uint32_t attempt = 0;     ///< dispatch attempts so far; the one out is `attempt`
+  std::uint16_t lost_runs = 0;   ///< re-runs caused by lost workers
+  bool answered = false;
+};
+
+}  // namespace sd::server

@@ -1,0 +1,57 @@
+#pragma once
+/// A TaskStore in one SQLite file ("sqlite:PATH").
+///
+/// The file is in WAL mode with synchronous=NORMAL: a committed write() survives a crash
+/// of the process (what the server needs); a power loss may lose the last few commits
+/// but never corrupts the file. Other processes may read the file while the server runs
+/// (sqlite3 CLI); a second writer waits up to busy_timeout_ms, then write() fails.
+///
+/// One connection, opened in the constructor; statements are prepared once and reused,
+/// and every value is a bound parameter. A write() is one BEGIN IMMEDIATE ... COMMIT.
+///
+/// Thread safety: one thread at a time (like every TaskStore).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "store/task_store.hpp"
+
+namespace sd::store {
+
+struct SqliteOptions {
+  /// How long a statement waits for a lock another connection holds before failing.
+  int busy_timeout_ms = 5000;
+};
+
+class SqliteStore final : public TaskStore {
+ public:
+  /// Opens (creating if missing) the database at `path`, which may also be an SQLite
+  /// "file:" URI (e.g. "file:/x/sd.db?mode=ro"), and brings its schema up to date.
+  /// Throws StoreError "cannot open sqlite store at PATH: CAUSE" when the file cannot be
+  /// created, is read-only, is not a database, or has a newer schema.
+  explicit SqliteStore(std::string path, SqliteOptions options = {});
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  void write(const WriteBatch& batch) override;
+  std::vector<TaskRecord> load_unfinished() override;
+  std::optional<StoredResult> find_result(std::string_view task_id) override;
+  std::optional<TaskRecord> find_task(std::string_view task_id) override;
+  std::int64_t purge_results_before(std::int64_t finished_before_ms, std::int64_t limit) override;
+  StoreCounts counts() override;
+  std::string describe() const override;
+
+  /// Caps the file at `pages` database pages (PRAGMA max_page_count); a write that needs
+  /// more fails as on a full disk (SQLITE_FULL). 0 lifts the cap. A cap below the
+  /// current size takes the current size. For bounding disk use, and for testing the
+  /// disk-full path.
+  void set_max_page_count(std::int64_t pages);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sd::store

@@ -1,0 +1,115 @@
+#pragma once
+/// A worker process's link to the server: connects (retrying with backoff), registers,
+/// takes TASKs, runs them on an Executor, and sends each RESULT as soon as it is ready.
+///
+/// Threads: one I/O thread runs the io_context (socket, pings, cancels); the pool
+/// threads only run tasks and hand results back through a locked batch that the I/O
+/// thread drains with one post() per batch, so the I/O thread stays responsive however
+/// busy the pool is (a busy worker never looks dead to the server's heartbeats).
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stop_token>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/frame_decoder.hpp"
+#include "proto/messages.hpp"
+#include "tasks/task_registry.hpp"
+#include "worker/executor.hpp"
+
+namespace sd::worker {
+
+struct WorkerOptions {
+  std::string host = "localhost";
+  std::uint16_t port = 9000;
+  int threads = 4;
+  std::optional<int> prefetch;  ///< extra tasks held beyond `threads`; server default when unset
+  std::string name;
+  std::string token;
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+};
+
+/// Thread-safety: every public member must be called on the io_context's thread.
+class WorkerRuntime {
+ public:
+  WorkerRuntime(boost::asio::io_context& io, WorkerOptions options, const tasks::TaskRegistry& registry);
+  ~WorkerRuntime();
+
+  /// Starts connecting; returns at once.
+  void start();
+  /// Graceful stop: tells the server to send no more tasks, finishes and reports what it
+  /// holds, then closes and calls `done`.
+  void drain(std::function<void()> done);
+  /// Immediate stop: cancels running tasks, closes, calls `done` once the pool is idle.
+  void stop_now(std::function<void()> done);
+
+  /// Fatal problems (e.g. unauthorized) call this with a reason; the app exits non-zero.
+  void on_fatal(std::function<void(const std::string&)> fn) { on_fatal_ = std::move(fn); }
+
+ private:
+  struct Running {
+    std::uint32_t attempt = 0;
+    std::stop_source stop;
+  };
+
+  void connect();
+  void schedule_reconnect(const std::string& why);
+  void on_connected();
+  void read();
+  void handle_frame(std::string_view frame);
+  void start_task(proto::TaskMsg task);
+  void collect_results();
+  void send(const proto::Message& m);
+  void flush();
+  void disconnect(const std::string& why);
+  void check_drained();
+
+  boost::asio::io_context& io_;
+  WorkerOptions options_;
+  const tasks::TaskRegistry& registry_;
+  std::unique_ptr<Executor> executor_;
+  boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer retry_timer_;
+  proto::FrameDecoder decoder_;
+  std::string out_;
+  std::string writing_;
+  std::string worker_id_;
+  std::vector<Executor::Job> batch_;
+  std::unordered_map<std::string, Running> running_;  ///< task_id -> attempt out, stop switch
+  std::vector<proto::ResultMsg> undelivered_;  ///< results whose connection died
+  std::chrono::milliseconds backoff_;
+  std::mt19937 rng_;
+  std::uint64_t generation_ = 0;  ///< connection number; results of an old one are "undelivered"
+  bool connected_ = false;
+  bool registered_ = false;
+  bool draining_ = false;
+  bool stopped_ = false;
+  std::function<void()> on_drained_;
+  std::function<void(const std::string&)> on_fatal_;
+
+  // Results handed back by pool threads.
+  struct Done {
+    proto::ResultMsg result;
+    std::uint64_t generation;
+  };
+  std::mutex done_mutex_;
+  std::vector<Done> done_;
+  std::atomic<bool> collect_posted_{false};
+  std::atomic<bool> alive_{true};
+};
+
+}  // namespace sd::worker

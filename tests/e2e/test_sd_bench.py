@@ -1,0 +1,149 @@
+"""sd-bench end to end: it passes a healthy system and fails loudly on any bad reply.
+
+sd-bench is only worth its figures if it verifies every result, so besides a run
+against the real servidor + workers, a scripted fake server feeds it a wrong result,
+a duplicate and a lost task, and each must turn the exit status into 2.
+"""
+
+import json
+import socket
+import threading
+import unittest
+
+from harness import E2ETestCase, binary, run, start_server, start_worker
+
+
+def sd_bench(port, *args, timeout=60):
+    """Runs sd-bench to completion against 127.0.0.1:port with its own 30 s bound."""
+    return run([binary("sd-bench"), "--host", "127.0.0.1", "--port", str(port),
+                "--timeout", "30s", *args], timeout=timeout)
+
+
+def report_of(proc):
+    """The --json report: the last line of stdout."""
+    lines = proc.stdout.strip().splitlines()
+    if not lines:
+        raise AssertionError(f"sd-bench printed nothing; stderr:\n{proc.stderr}")
+    return json.loads(lines[-1])
+
+
+class SdBenchAgainstTheSystem(E2ETestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server, cls.port = start_server()
+        cls.workers = [start_worker(cls.port) for _ in range(2)]
+
+    def tearDown(self):
+        # Whatever sd-bench sent, the system must still be up for the next test.
+        self.server.assert_alive()
+        for w in self.workers:
+            w.assert_alive()
+        super().tearDown()
+
+    def test_SdBench_2000ReverseTasks_AllVerifiedOk(self):
+        p = sd_bench(self.port, "--type", "reverse", "--tasks", "2000", "--conns", "2",
+                     "--inflight", "64", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = report_of(p)
+        self.assertEqual(r["tasks"], 2000)
+        self.assertEqual(r["ok"], 2000)
+        self.assertEqual(r["errors"], 0)
+        self.assertEqual(r["lost"], 0)
+        self.assertEqual(r["duplicates"], 0)
+        self.assertEqual(r["unexpected"], 0)
+        self.assertGreater(r["throughput"], 0)
+        self.assertGreater(r["latency_us"]["max"], 0)
+
+    def test_SdBench_TaskRejectedByWorker_Exits2WithItsCode(self):
+        # fibonacci's n must be 0..10000: every task fails with invalid_task_data.
+        p = sd_bench(self.port, "--type", "fibonacci", "--payload", "10001", "--tasks", "20",
+                     "--json")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        r = report_of(p)
+        self.assertEqual(r["ok"], 0)
+        self.assertEqual(r["errors"], 20)
+        self.assertEqual(r["errors_by_code"], {"invalid_task_data": 20})
+        self.assertEqual(r["lost"], 0)
+
+
+class FakeServer:
+    """Answers the Nth TASK of its one client with `script(n, task)` (a list of
+    replies); stops reading after `stop_after` tasks, so the rest are never answered."""
+
+    def __init__(self, script, stop_after):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.script = script
+        self.stop_after = stop_after
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(30)
+        conn, _ = self.sock.accept()
+        with conn, conn.makefile("rb") as lines:
+            for n, line in enumerate(lines, 1):
+                task = json.loads(line)
+                out = self.script(n, task)
+                conn.sendall(b"".join((json.dumps(m) + "\n").encode() for m in out))
+                if n == self.stop_after:
+                    break
+            # Keep the connection open so sd-bench sees silence, not a close.
+            conn.settimeout(30)
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def reply(task, result):
+    return {"type": "RESULT", "task_id": task["task_id"], "status": "success", "result": result,
+            "worker_id": "worker_1", "processing_time": 0.0001}
+
+
+class SdBenchVerification(unittest.TestCase):
+    def bench_fake(self, script, stop_after, tasks):
+        fake = FakeServer(script, stop_after)
+        self.addCleanup(fake.close)
+        return sd_bench(fake.port, "--tasks", str(tasks), "--inflight", "1", "--timeout", "3s",
+                        "--json")
+
+    def test_SdBench_DifferentlyFormattedButEqualResult_IsOk(self):
+        # Python's json.dumps spacing and \\u escapes are the same value: not a mismatch.
+        p = self.bench_fake(lambda n, t: [reply(t, {"reversed": "odnum aloh"})], 3, 3)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(report_of(p)["ok"], 3)
+
+    def test_SdBench_WrongDuplicateAndLostReplies_Exit2(self):
+        def script(n, t):
+            if n == 1:
+                return [reply(t, {"reversed": "odnum aloh"})] * 2          # duplicate
+            if n == 2:
+                return [reply(t, {"reversed": "hola mundo"})]             # wrong result
+            return []                                                     # never answered
+        p = self.bench_fake(script, 3, 3)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        r = report_of(p)
+        self.assertEqual(r["ok"], 1)
+        self.assertEqual(r["duplicates"], 1)
+        self.assertEqual(r["errors_by_code"], {"result_mismatch": 1})
+        self.assertEqual(r["lost"], 1)
+        self.assertTrue(r["timed_out"])
+
+    def test_SdBench_NoServer_Exits1(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()   # nothing listens there now
+        p = sd_bench(port, "--tasks", "1")
+        self.assertEqual(p.returncode, 1, p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
