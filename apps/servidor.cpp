@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("Servidor iniciado en {}:{}", opt.host, server.port());
+  spdlog::info("Esperando conexiones...");
   if (!opt.token.empty()) {
     spdlog::info("Autenticación: se exige token en el primer mensaje de cada conexión");
   } else if (opt.insecure) {
@@ -93,7 +94,6 @@ int main(int argc, char** argv) {
   } else {
     spdlog::info("Modo protegido: sin --token solo se atienden conexiones locales (loopback)");
   }
-  spdlog::info("Esperando conexiones...");
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {

@@ -137,7 +137,7 @@ proto::TaskMsg hash_task(std::size_t i) {
   return t;
 }
 
-TEST(BatchRunner, PipelinesEveryTaskAndCountsEachResultOnce) {
+TEST(ClientBatchRunner, PipelinesEveryTaskAndCountsEachResultOnce) {
   FakeServer server(echo);
   Connection conn(server.options());
   BatchOptions options;
@@ -160,7 +160,7 @@ TEST(BatchRunner, PipelinesEveryTaskAndCountsEachResultOnce) {
   EXPECT_EQ(last_done, 5000u) << "the last progress call reports the end";
 }
 
-TEST(BatchRunner, WholeBatchInFlightWithLargeMessagesDoesNotDeadlock) {
+TEST(ClientBatchRunner, WholeBatchInFlightWithLargeMessagesDoesNotDeadlock) {
   FakeServer server([](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
     if (t == nullptr) return std::string();
@@ -184,7 +184,7 @@ TEST(BatchRunner, WholeBatchInFlightWithLargeMessagesDoesNotDeadlock) {
   EXPECT_EQ(r.completed, 2000u);
 }
 
-TEST(BatchRunner, FailuresAreCountedByCode) {
+TEST(ClientBatchRunner, FailuresAreCountedByCode) {
   FakeServer server([](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
     if (t == nullptr) return std::string();
@@ -208,7 +208,7 @@ TEST(BatchRunner, FailuresAreCountedByCode) {
   EXPECT_FALSE(r.all_ok());
 }
 
-TEST(BatchRunner, DuplicateAndForeignResultsAreDetected) {
+TEST(ClientBatchRunner, DuplicateAndForeignResultsAreDetected) {
   FakeServer server([](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
     if (t == nullptr) return std::string();
@@ -231,7 +231,7 @@ TEST(BatchRunner, DuplicateAndForeignResultsAreDetected) {
   EXPECT_FALSE(r.all_ok());
 }
 
-TEST(BatchRunner, UnansweredTasksAreLostAfterTheIdleTimeout) {
+TEST(ClientBatchRunner, UnansweredTasksAreLostAfterTheIdleTimeout) {
   FakeServer server([](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
     if (t == nullptr || t->task_id.ends_with("-7")) return std::string();
@@ -247,7 +247,7 @@ TEST(BatchRunner, UnansweredTasksAreLostAfterTheIdleTimeout) {
   EXPECT_EQ(r.lost, 1u);
 }
 
-TEST(BatchRunner, ServerClosingMidBatchIsAConnectionError) {
+TEST(ClientBatchRunner, ServerClosingMidBatchIsAConnectionError) {
   FakeServer server([](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
     if (t != nullptr && t->task_id.ends_with("-50")) return std::string(kClose);
@@ -264,7 +264,7 @@ TEST(BatchRunner, ServerClosingMidBatchIsAConnectionError) {
   }
 }
 
-TEST(Client, RunReturnsTheResultOfItsTask) {
+TEST(ClientApi, RunReturnsTheResultOfItsTask) {
   FakeServer server(echo);
   Client client(server.options());
   const proto::ResultMsg r = client.run("hash", R"({"text":"a"})");
@@ -273,7 +273,7 @@ TEST(Client, RunReturnsTheResultOfItsTask) {
   EXPECT_NE(client.last_raw().find("\"type\":\"RESULT\""), std::string::npos);
 }
 
-TEST(Client, ResultsArrivingOutOfOrderAreKeptForTheirTask) {
+TEST(ClientApi, ResultsArrivingOutOfOrderAreKeptForTheirTask) {
   std::vector<proto::TaskMsg> held;
   FakeServer server([&](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
@@ -294,7 +294,7 @@ TEST(Client, ResultsArrivingOutOfOrderAreKeptForTheirTask) {
   EXPECT_TRUE(client.wait_result(c, std::chrono::seconds(5)).ok);
 }
 
-TEST(Client, AnErrorNamingTheTaskBecomesAFailedResult) {
+TEST(ClientApi, AnErrorNamingTheTaskBecomesAFailedResult) {
   FakeServer server([](const proto::Message& m) {
     const auto* t = std::get_if<proto::TaskMsg>(&m);
     if (t == nullptr) return std::string();
@@ -307,7 +307,7 @@ TEST(Client, AnErrorNamingTheTaskBecomesAFailedResult) {
   EXPECT_EQ(r.error_message, "dup");
 }
 
-TEST(Client, NoAnswerIsATimeoutError) {
+TEST(ClientApi, NoAnswerIsATimeoutError) {
   FakeServer server([](const proto::Message&) { return std::string(); });
   Client client(server.options());
   try {
@@ -319,14 +319,14 @@ TEST(Client, NoAnswerIsATimeoutError) {
   }
 }
 
-TEST(Client, StatsAndPing) {
+TEST(ClientApi, StatsAndPing) {
   FakeServer server(echo);
   Client client(server.options());
   EXPECT_EQ(client.stats(), R"({"type":"STATS","queued":0})");
   EXPECT_GE(client.ping().count(), 0);
 }
 
-TEST(Client, TaskIdsAreUniqueAcrossGenerators) {
+TEST(ClientApi, TaskIdsAreUniqueAcrossGenerators) {
   TaskIdGenerator a;
   TaskIdGenerator b;
   EXPECT_EQ(a.prefix().size(), 12u);
@@ -335,7 +335,7 @@ TEST(Client, TaskIdsAreUniqueAcrossGenerators) {
   EXPECT_EQ(a.next(), a.prefix() + "-2");
 }
 
-TEST(Connection, RefusedConnectionIsAOneLineConnectError) {
+TEST(ClientConnection, RefusedConnectionIsAOneLineConnectError) {
   std::uint16_t port = 0;
   {
     asio::io_context io;
@@ -354,7 +354,7 @@ TEST(Connection, RefusedConnectionIsAOneLineConnectError) {
   }
 }
 
-TEST(Connection, TokenIsSentInAFirstPing) {
+TEST(ClientConnection, TokenIsSentInAFirstPing) {
   FakeServer server(echo);
   ConnectOptions o = server.options();
   o.token = "s3cr\"eto";
@@ -363,14 +363,14 @@ TEST(Connection, TokenIsSentInAFirstPing) {
   EXPECT_EQ(server.first_token(), "s3cr\"eto");
 }
 
-TEST(Connection, WithoutTokenNoPingIsSent) {
+TEST(ClientConnection, WithoutTokenNoPingIsSent) {
   FakeServer server(echo);
   Client client(server.options());
   EXPECT_TRUE(client.run("hash", "{}").ok);
   EXPECT_EQ(server.first_token(), std::nullopt);
 }
 
-TEST(Connection, RefusedTokenIsUnauthorized) {
+TEST(ClientConnection, RefusedTokenIsUnauthorized) {
   FakeServer server([](const proto::Message& m) {
     if (std::holds_alternative<proto::PingMsg>(m)) {
       return proto::to_json_line(proto::ErrorMsg{proto::ErrorCode::unauthorized, "bad token", {}});

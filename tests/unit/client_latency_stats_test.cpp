@@ -14,7 +14,7 @@ std::vector<double> one_to(int n) {
   return v;
 }
 
-TEST(LatencyStats, EmptySampleIsAllZero) {
+TEST(ClientLatencyStats, EmptySampleIsAllZero) {
   std::vector<double> none;
   const LatencySummary s = summarize(none);
   EXPECT_EQ(s.count, 0u);
@@ -24,7 +24,7 @@ TEST(LatencyStats, EmptySampleIsAllZero) {
   EXPECT_EQ(percentile_of_sorted(none, 50), 0);
 }
 
-TEST(LatencyStats, SingleSampleIsEveryPercentile) {
+TEST(ClientLatencyStats, SingleSampleIsEveryPercentile) {
   std::vector<double> one{7.5};
   const LatencySummary s = summarize(one);
   EXPECT_EQ(s.count, 1u);
@@ -36,7 +36,7 @@ TEST(LatencyStats, SingleSampleIsEveryPercentile) {
   EXPECT_EQ(s.mean, 7.5);
 }
 
-TEST(LatencyStats, NearestRankOnOneToHundred) {
+TEST(ClientLatencyStats, NearestRankOnOneToHundred) {
   const std::vector<double> v = one_to(100);
   EXPECT_EQ(percentile_of_sorted(v, 50), 50);
   EXPECT_EQ(percentile_of_sorted(v, 90), 90);
@@ -45,20 +45,20 @@ TEST(LatencyStats, NearestRankOnOneToHundred) {
   EXPECT_EQ(percentile_of_sorted(v, 0), 1);
 }
 
-TEST(LatencyStats, NearestRankRoundsUpOnSmallSamples) {
+TEST(ClientLatencyStats, NearestRankRoundsUpOnSmallSamples) {
   const std::vector<double> v = one_to(10);
   EXPECT_EQ(percentile_of_sorted(v, 50), 5);   // rank ceil(5.0) = 5
   EXPECT_EQ(percentile_of_sorted(v, 99), 10);  // rank ceil(9.9) = 10: the max
   EXPECT_EQ(percentile_of_sorted(v, 1), 1);
 }
 
-TEST(LatencyStats, OutOfRangePercentilesAreClamped) {
+TEST(ClientLatencyStats, OutOfRangePercentilesAreClamped) {
   const std::vector<double> v = one_to(4);
   EXPECT_EQ(percentile_of_sorted(v, -5), 1);
   EXPECT_EQ(percentile_of_sorted(v, 250), 4);
 }
 
-TEST(LatencyStats, SummarizeSortsUnorderedInput) {
+TEST(ClientLatencyStats, SummarizeSortsUnorderedInput) {
   std::vector<double> v{9, 1, 5, 3, 7, 2, 8, 4, 10, 6};
   const LatencySummary s = summarize(v);
   EXPECT_EQ(s.count, 10u);
@@ -71,7 +71,7 @@ TEST(LatencyStats, SummarizeSortsUnorderedInput) {
   EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));
 }
 
-TEST(LatencyStats, OneSlowOutlierShowsInP99NotP50) {
+TEST(ClientLatencyStats, OneSlowOutlierShowsInP99NotP50) {
   std::vector<double> v(1000, 1.0);
   v[500] = 250.0;
   const LatencySummary s = summarize(v);
