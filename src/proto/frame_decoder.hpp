@@ -49,7 +49,7 @@ class FrameDecoder {
   Frame next();
 
   /// Bytes held that do not yet form a frame.
-  [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size() - pos_; }
+  [[nodiscard]] std::size_t buffered() const noexcept { return committed_ - pos_; }
 
   /// Direct access for zero-copy reads: make room for `n` bytes at the end, read into
   /// the returned pointer, then commit() what was actually read.

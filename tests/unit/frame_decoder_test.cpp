@@ -453,10 +453,25 @@ TEST(FrameDecoder, CommittingNothingAddsNothing) {
   decoder.feed("{\"a\":");
   (void)decoder.prepare(4096);
   decoder.commit(0);
-  EXPECT_EQ(decoder.buffered(), 5u);
   EXPECT_EQ(decoder.next().kind, Frame::Kind::incomplete);
   decoder.feed("1}");
   EXPECT_EQ(drain(decoder), std::vector<Got>{message(R"({"a":1})")});
+}
+
+// The buffer keeps room that prepare() made (it never shrinks); only committed bytes count.
+TEST(FrameDecoder, BufferedCountsOnlyCommittedBytes) {
+  FrameDecoder decoder;
+  decoder.feed("{\"a\":");
+  (void)decoder.prepare(4096);
+  decoder.commit(0);
+  EXPECT_EQ(decoder.buffered(), 5u);
+
+  FrameDecoder dropping;
+  dropping.feed(std::string(1 << 20, 'x'));
+  EXPECT_EQ(drain(dropping), std::vector<Got>{bad_json()});
+  dropping.feed(std::string(1 << 16, 'y'));  // still skipping to a newline
+  EXPECT_TRUE(drain(dropping).empty());
+  EXPECT_EQ(dropping.buffered(), 0u);
 }
 
 }  // namespace
