@@ -33,7 +33,7 @@ class DispatchSink {
 struct DispatcherOptions {
   std::size_t max_queued = 1'000'000;        ///< then new tasks get queue_full
   int default_max_retries = 3;               ///< re-runs after lost workers
-  int default_prefetch = -1;                 ///< extra slots per worker; -1: same as threads
+  int default_prefetch = -1;                 ///< extra slots per worker; -1: twice its threads
   std::chrono::milliseconds queue_timeout{60'000};  ///< for types no connected worker runs
   std::string id_prefix = "t";               ///< server-made task ids: <prefix>-<n>
 };

@@ -334,12 +334,12 @@ TEST(DispatcherCapacity, CapacityIsThreadsPlusPrefetch) {
   EXPECT_EQ(h.in_flight(kW1), 5u);
 }
 
-TEST(DispatcherCapacity, DefaultPrefetchIsTheThreadCount) {
+TEST(DispatcherCapacity, DefaultPrefetchIsTwiceTheThreadCount) {
   Harness h;
-  EXPECT_EQ(h.add_worker(kW1, 3, std::nullopt).capacity, 6);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  EXPECT_EQ(h.add_worker(kW1, 3, std::nullopt).capacity, 9);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
   h.d.dispatch(h.now);
-  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 6u);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 9u);
 }
 
 TEST(DispatcherCapacity, TheServersDefaultPrefetchAppliesWhenTheWorkerSaysNothing) {
