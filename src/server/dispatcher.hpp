@@ -143,6 +143,8 @@ class Dispatcher {
   // --- introspection -------------------------------------------------------------------
   [[nodiscard]] std::size_t queued_count() const noexcept { return queue_.size(); }
   [[nodiscard]] std::size_t pending_count() const noexcept { return tasks_.size(); }
+  /// The acceptance sequence number the next accepted (or restored) task will get.
+  [[nodiscard]] std::uint64_t next_seq() const noexcept { return next_seq_; }
   [[nodiscard]] const DispatcherCounters& counters() const noexcept { return counters_; }
   /// Workers in registration order.
   [[nodiscard]] std::vector<const WorkerInfo*> workers() const;

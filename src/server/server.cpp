@@ -100,6 +100,7 @@ std::size_t Server::recover() {
   for (const auto& r : records) dispatcher_.restore(r, now_);
   // Tasks that were running are queued again: write that before anything else happens.
   store_->write(dispatcher_.take_batch());
+  committed_seq_ = dispatcher_.next_seq();
   return records.size();
 }
 
@@ -176,11 +177,31 @@ void Server::begin_turn() {
 void Server::end_turn() {
   if (--turn_depth_ > 0) return;
   dispatcher_.dispatch(now_);
-  // Group commit: everything this turn accepted, dispatched and finished is stored in
-  // one transaction before any of it is acknowledged, sent to a worker or forwarded.
+  // Group commit: everything the turns that were ready together accepted, dispatched and
+  // finished is stored in one transaction before any of it is acknowledged, sent to a
+  // worker or forwarded. The commit runs after the other ready handlers (post).
+  // Output that depends on nothing uncommitted (tasks for workers accepted in earlier
+  // rounds, PONG, STATS, ERROR, STATUS) leaves now.
+  flush_dirty(false);
+  if (!commit_scheduled_) {
+    commit_scheduled_ = true;
+    asio::post(io_, [this] { commit_turns(); });
+  }
+}
+
+void Server::commit_turns() {
+  commit_scheduled_ = false;
+  const std::uint64_t seq = dispatcher_.next_seq();
   persist();
-  flush_dirty();
+  // Committed, or the store is failing and the server serves from memory.
+  committed_seq_ = seq;
+  flush_dirty(true);
   if (shutting_down_) check_shutdown_progress();
+}
+
+void Server::needs_commit(Session& s) {
+  s.mark_needs_commit();
+  s.mark_dirty();
 }
 
 void Server::persist() {
@@ -196,7 +217,10 @@ void Server::persist() {
     }
   }
   try {
+    const auto t0 = Clock::now();
     store_->write(batch);
+    ++store_writes_;
+    store_write_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
     if (!store_healthy_) {
       spdlog::info("Almacén recuperado: {} operaciones pendientes guardadas", batch.size());
       store_healthy_ = true;
@@ -251,11 +275,19 @@ void Server::on_purge() {
 
 void Server::schedule_flush(std::shared_ptr<Session> s) { dirty_.push_back(std::move(s)); }
 
-void Server::flush_dirty() {
+void Server::flush_dirty(bool committed) {
   // flush() may complete synchronously and schedule again: swap first.
   std::vector<std::shared_ptr<Session>> batch;
   batch.swap(dirty_);
-  for (auto& s : batch) s->flush();
+  for (auto& s : batch) {
+    if (committed) {
+      s->committed();
+    } else if (s->needs_commit()) {
+      dirty_.push_back(std::move(s));  // still dirty: waits for the commit
+      continue;
+    }
+    s->flush();
+  }
 }
 
 void Server::on_tick() {
@@ -442,7 +474,7 @@ void Server::submit(Session& s, proto::TaskMsg m) {
         }
         s.output().append(done->line);
         s.output().push_back('\n');
-        s.mark_dirty();
+        needs_commit(s);
         return;
       }
       const std::string id = m.task_id;
@@ -462,7 +494,10 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   }
   if (!store_healthy_) return std::nullopt;
   try {
+    const auto t0 = Clock::now();
     auto rec = store_->find_task(task_id);
+    ++store_reads_;
+    store_read_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
     if (!rec || rec->state != store::TaskState::done) return std::nullopt;
     auto res = store_->find_result(task_id);
     if (!res) return std::nullopt;
@@ -504,7 +539,7 @@ void Server::handle_get_result(Session& s, const proto::GetResultMsg& m) {
   if (auto line = find_result_line(m.task_id)) {
     s.output().append(*line);
     s.output().push_back('\n');
-    s.mark_dirty();
+    needs_commit(s);  // it may be this round's result
     return;
   }
   send_status(s, m.task_id);
@@ -546,7 +581,7 @@ void Server::result_recorded(const proto::TaskMsg& task, const std::string& line
     if (Session* s = session(w.conn)) {
       s->output().append(line);
       s->output().push_back('\n');
-      s->mark_dirty();
+      needs_commit(*s);
     }
   }
   waiter_count_ -= it->second.size();
@@ -558,7 +593,15 @@ void Server::result_recorded(const proto::TaskMsg& task, const std::string& line
 void Server::send_task(ConnId worker, const proto::TaskMsg& task) {
   if (Session* s = session(worker)) {
     proto::encode(s->output(), task);
-    s->mark_dirty();
+    // A task accepted in this round goes out only once its acceptance is stored; one
+    // accepted earlier goes now (its "running" record follows with this round's commit:
+    // a crash before it leaves the task queued in the store, run again after a restart).
+    const TaskEntry* e = dispatcher_.find_pending(task.task_id);
+    if (e == nullptr || e->seq >= committed_seq_) {
+      needs_commit(*s);
+    } else {
+      s->mark_dirty();
+    }
   }
 }
 
@@ -572,7 +615,7 @@ void Server::send_cancel(ConnId worker, const proto::CancelMsg& cancel) {
 void Server::send_result(ConnId client, const proto::ResultMsg& result) {
   if (Session* s = session(client)) {
     proto::encode(s->output(), result);
-    s->mark_dirty();
+    needs_commit(*s);
   }
 }
 
@@ -586,7 +629,7 @@ void Server::send_error(ConnId conn, const proto::ErrorMsg& error) {
 void Server::send_accepted(ConnId client, std::string_view task_id) {
   if (Session* s = session(client)) {
     proto::encode(s->output(), proto::Message{proto::AcceptedMsg{std::string(task_id)}});
-    s->mark_dirty();
+    needs_commit(*s);
   }
 }
 
@@ -642,6 +685,10 @@ std::string Server::stats_json() const {
     st["running"] = sc.running;
     st["done"] = sc.done;
     st["purged"] = purged_total_;
+    st["writes"] = store_writes_;
+    st["write_seconds"] = store_write_seconds_;
+    st["reads"] = store_reads_;
+    st["read_seconds"] = store_read_seconds_;
     o["store"] = std::move(st);
   }
   o["clients"] = clients;

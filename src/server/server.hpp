@@ -62,6 +62,9 @@ class Server final : private DispatchSink {
   void on_frame_error(Session& s, const proto::Frame& f);
   void on_closed(Session& s);
   void schedule_flush(std::shared_ptr<Session> s);
+  /// Output appended since the last commit is not stored yet: sessions must leave their
+  /// writes to the commit (mark_dirty), not start them themselves.
+  [[nodiscard]] bool commit_pending() const noexcept { return commit_scheduled_; }
   void forget(ConnId id);
 
  private:
@@ -107,7 +110,14 @@ class Server final : private DispatchSink {
   void do_accept();
   void on_tick();
   void on_heartbeat();
-  void flush_dirty();
+  /// Writes the dirty sessions' output: all of it once the store has committed
+  /// (`committed`), else only that of sessions that hold nothing waiting for a commit.
+  void flush_dirty(bool committed = true);
+  /// Marks `s` as holding output that needs this round's commit.
+  void needs_commit(Session& s);
+  /// After every handler that was ready together has run its turn: one store write for
+  /// all of them (group commit), then the output of all of them.
+  void commit_turns();
   bool admit(Session& s, const proto::Envelope& env);
   void handle(Session& s, proto::Envelope env);
   void reply_error(Session& s, proto::ErrorCode code, std::string message, std::string task_id = {});
@@ -133,6 +143,12 @@ class Server final : private DispatchSink {
   std::unordered_map<std::string, RecentResult> recent_;
   std::deque<std::string> recent_order_;
   std::int64_t purged_total_ = 0;
+  bool commit_scheduled_ = false;
+  std::uint64_t committed_seq_ = 1;  ///< tasks with a smaller acceptance seq are stored
+  std::uint64_t store_writes_ = 0;
+  double store_write_seconds_ = 0;
+  std::uint64_t store_reads_ = 0;
+  double store_read_seconds_ = 0;
   std::unordered_map<ConnId, std::shared_ptr<Session>> sessions_;
   std::vector<std::shared_ptr<Session>> dirty_;
   std::vector<char> read_buffer_;
