@@ -308,6 +308,42 @@ int run_batch_command(const Globals& g, const BatchArgs& args) {
   return report.all_ok() ? 0 : 1;
 }
 
+/// `cliente submit --async TYPE ...`: the task stored on the server, its id printed.
+int run_submit(const Globals& g, proto::TaskMsg task, bool async) {
+  if (!async) return run_task(g, std::move(task));
+  Client client(g.connect_options());
+  task.task_id = client.ids().next();
+  const std::string id = client.submit_async(std::move(task), g.timeout);
+  std::cout << id << std::endl;
+  return 0;
+}
+
+/// `cliente result ID [--wait 5s]`: the stored result (exit 1 if not done or unknown).
+int run_result(const Globals& g, const std::string& id, std::chrono::milliseconds wait) {
+  Client client(g.connect_options());
+  const auto answer = client.get_result(id, wait.count());
+  if (const auto* status = std::get_if<proto::StatusMsg>(&answer)) {
+    if (g.json) {
+      std::cout << client.last_raw() << std::endl;
+    } else {
+      std::cerr << "tarea " << id << ": " << status->state
+                << (status->state == "unknown" ? " (desconocida o ya purgada)" : " (aún no terminó)") << std::endl;
+    }
+    return 1;
+  }
+  const auto& r = std::get<proto::ResultMsg>(answer);
+  if (g.json) {
+    std::cout << client.last_raw() << std::endl;
+  } else if (r.ok) {
+    std::cout << r.result << std::endl;
+  }
+  if (!r.ok) {
+    std::cerr << "error: " << sd::client::error_text(r) << std::endl;
+    return 1;
+  }
+  return 0;
+}
+
 int run_stats(const Globals& g) {
   Client client(g.connect_options());
   std::cout << client.stats(g.timeout) << std::endl;
@@ -399,6 +435,21 @@ int main(int argc, char** argv) {
   batch_cmd->add_option("--type,-t", batch.type, "Tipo de tarea")->capture_default_str();
   batch_cmd->add_option("--window,-w", batch.window, "Tareas en vuelo a la vez (0 = todas)")->capture_default_str();
   batch_cmd->add_option("--data", batch.data, "task_data de cada tarea (objeto JSON)")->check(check_json_object);
+  bool async = false;
+  std::string submit_type;
+  std::vector<std::string> submit_args;
+  auto* submit = app.add_subcommand("submit", "Envía una tarea: TIPO TEXTO|N|'{...}' (con --async, imprime su id)");
+  submit->add_flag("--async", async, "No espera el resultado: el servidor lo guarda (cliente result ID)");
+  submit->add_option("type", submit_type, "hash, reverse, fibonacci, compute, sleep u otro tipo")->required();
+  submit->add_option("args", submit_args, "Texto, número u objeto JSON (task_data)")->required();
+  std::string result_id;
+  std::string wait_text = "0s";
+  auto* result = app.add_subcommand("result", "El resultado de una tarea enviada con submit --async");
+  result->add_option("id", result_id, "task_id")->required();
+  result->add_option("--wait", wait_text, "Espera hasta que termine, como mucho esto (p. ej. 5s)")
+      ->check([](const std::string& text) -> std::string {
+        return sd::parse_duration(text) ? std::string() : "duración no válida (ejemplos: 500ms, 5s)";
+      });
   auto* stats = app.add_subcommand("stats", "Estadísticas del servidor (JSON)");
   auto* ping = app.add_subcommand("ping", "Comprueba que el servidor responde");
 
@@ -415,6 +466,24 @@ int main(int argc, char** argv) {
     if (*sleep) return run_task(g, g.task("sleep", menu::sleep_data(number)));
     if (*task) return run_task(g, g.task(task_type, task_data));
     if (*batch_cmd) return run_batch_command(g, batch);
+    if (*submit) {
+      std::string data;
+      const std::string joined = join(submit_args);
+      if (!joined.empty() && joined.front() == '{') {
+        if (!check_json_object(joined).empty()) throw std::runtime_error("task_data: " + check_json_object(joined));
+        data = compact_json(joined);
+      } else if (submit_type == "fibonacci") {
+        data = menu::fibonacci_data(std::stoll(joined));
+      } else if (submit_type == "compute") {
+        data = menu::compute_data(std::stoll(joined), "");
+      } else if (submit_type == "sleep") {
+        data = menu::sleep_data(std::stoll(joined));
+      } else {
+        data = menu::text_data(joined);
+      }
+      return run_submit(g, g.task(submit_type, data), async);
+    }
+    if (*result) return run_result(g, result_id, *sd::parse_duration(wait_text));
     if (*stats) return run_stats(g);
     if (*ping) return run_ping(g);
     return Menu(g).run();

@@ -6,11 +6,13 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "server/server.hpp"
+#include "store/task_store.hpp"
 
 namespace {
 
@@ -39,7 +41,9 @@ int main(int argc, char** argv) {
   sd::server::ServerOptions opt;
   std::string log_level = "info";
   std::string heartbeat_interval = "2000ms", heartbeat_timeout = "10000ms", grace = "10000ms",
-              queue_timeout = "60s";
+              queue_timeout = "60s", result_ttl = "24h";
+  std::string store_uri;
+  std::string data_dir = "./sd-data";
   app.add_option("--host", opt.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", opt.port, "Port to listen on (0: any free port)")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
@@ -61,12 +65,19 @@ int main(int argc, char** argv) {
   app.add_option("--token", opt.token, "Shared secret every connection must present (env SD_TOKEN)")
       ->envname("SD_TOKEN");
   app.add_flag("--insecure", opt.insecure, "Without --token, also serve peers that are not on loopback");
+  app.add_option("--store", store_uri,
+                 "Where tasks and results are kept: memory, sqlite:PATH or postgresql://user:pass@host:port/db "
+                 "(default: sqlite:<data-dir>/sd.db)");
+  app.add_option("--data-dir", data_dir, "Folder for the default SQLite store (created if missing)")
+      ->capture_default_str();
+  app.add_option("--result-ttl", result_ttl, "How long results are kept (e.g. 30m, 24h)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     opt.heartbeat_interval = duration_option(heartbeat_interval, "--heartbeat-interval-ms");
     opt.heartbeat_timeout = duration_option(heartbeat_timeout, "--heartbeat-timeout-ms");
     opt.grace = duration_option(grace, "--grace-ms");
     opt.queue_timeout = duration_option(queue_timeout, "--queue-timeout");
+    opt.result_ttl = duration_option(result_ttl, "--result-ttl");
   } catch (const CLI::Error& e) {
     return app.exit(e);
   }
@@ -77,8 +88,32 @@ int main(int argc, char** argv) {
   }
   raise_fd_limit(opt.max_connections);
 
+  if (store_uri.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+      spdlog::error("No se pudo crear la carpeta de datos {}: {}", data_dir, ec.message());
+      return 1;
+    }
+    store_uri = "sqlite:" + std::filesystem::absolute(std::filesystem::path(data_dir) / "sd.db").lexically_normal().string();
+  }
+  std::unique_ptr<sd::store::TaskStore> store;
+  try {
+    store = sd::store::open_store(store_uri);
+  } catch (const std::exception& e) {
+    spdlog::error("No se pudo abrir el almacén: {}", e.what());
+    return 1;
+  }
+
   boost::asio::io_context io(1);
-  sd::server::Server server(io, opt);
+  sd::server::Server server(io, opt, std::move(store));
+  std::size_t recovered = 0;
+  try {
+    recovered = server.recover();
+  } catch (const std::exception& e) {
+    spdlog::error("No se pudo leer el almacén: {}", e.what());
+    return 1;
+  }
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -87,6 +122,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("Servidor iniciado en {}:{}", opt.host, server.port());
   spdlog::info("Esperando conexiones...");
+  spdlog::info("Almacén: {}", server.store_description());
+  if (recovered > 0) spdlog::info("Tareas recuperadas del almacén: {} (se vuelven a encolar)", recovered);
   if (!opt.token.empty()) {
     spdlog::info("Autenticación: se exige token en el primer mensaje de cada conexión");
   } else if (opt.insecure) {

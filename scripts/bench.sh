@@ -6,7 +6,8 @@
 #
 # Environment: BIN (same as the argument), SD_BENCH (the sd-bench to use; $BIN/sd-bench),
 # BENCH_BUDGET_S (110: the runs' total time
-# bound), KEEP_LOGS=1 (keep the logs folder even when everything passed).
+# bound), SD_STORE (the server's --store; default: sqlite in the logs folder, the
+# server's default kind of store, never the repository's ./sd-data), KEEP_LOGS=1 (keep the logs folder even when everything passed).
 # Exit status: 0 every run passed (every task verified ok); 1 otherwise.
 #
 # Every process this script starts is stopped by its PID on exit, failure or Ctrl-C.
@@ -109,7 +110,7 @@ die_start() {
 
 # ---------------------------------------------------------------- server and workers
 deadline=$(($(now_us) + START_TIMEOUT_S * 1000000))
-start servidor "$BIN/servidor" --host 127.0.0.1 --port 0
+start servidor "$BIN/servidor" --host 127.0.0.1 --port 0 --store "${SD_STORE:-sqlite:$LOGS/sd.db}"
 server_fd=$OUT_FD
 wait_for_line "$server_fd" "$LOGS/servidor.log" \
   'Servidor iniciado en 127\.0\.0\.1:([0-9]+)' "$deadline" || die_start servidor "$LOGS/servidor.log"

@@ -26,6 +26,38 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
     refuse(client, ErrorCode::server_shutdown, "the server is shutting down", task.task_id);
     return std::nullopt;
   }
+  // Whatever is accepted is stored: refuse here what no store can hold, so that one bad
+  // task never makes a whole batch fail.
+  if (!store::is_storable_text(task.task_id) || !store::is_storable_text(task.task_type) ||
+      !store::is_storable_text(task.task_data)) {
+    refuse(client, ErrorCode::invalid_task,
+           "task_id, task_type and task_data must be valid UTF-8 without NUL characters", task.task_id);
+    return std::nullopt;
+  }
+  if (!task.task_id.empty()) {
+    auto existing = tasks_.find(task.task_id);
+    if (existing != tasks_.end()) {
+      TaskEntry& e = existing->second;
+      // The same task re-sent from another connection (a client that reconnected):
+      // that connection now gets its result.
+      if (!e.answered && e.client != client && e.msg.task_type == task.task_type &&
+          e.msg.task_data == task.task_data) {
+        if (e.state == TaskEntry::State::queued) {
+          if (ClientInfo* c = client_info(e.client)) --c->queued;
+        }
+        e.client = client;
+        ClientInfo& info = clients_[client];
+        if (e.state == TaskEntry::State::queued) ++info.queued;
+        if (e.keep_result) info.has_async = true;
+        ++counters_.attached;
+        if (task.reply == proto::ReplyMode::ack) sink_.send_accepted(client, e.msg.task_id);
+        return e.msg.task_id;
+      }
+      refuse(client, ErrorCode::duplicate_task_id, "task_id '" + task.task_id + "' is already pending",
+             task.task_id);
+      return std::nullopt;
+    }
+  }
   if (queue_.size() >= options_.max_queued) {
     refuse(client, ErrorCode::queue_full,
            "the queue holds " + std::to_string(queue_.size()) + " tasks, its maximum", task.task_id);
@@ -37,18 +69,31 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
     } while (tasks_.contains(task.task_id));
   }
   auto [it, inserted] = tasks_.try_emplace(task.task_id);
-  if (!inserted) {
-    refuse(client, ErrorCode::duplicate_task_id, "task_id '" + task.task_id + "' is already pending",
-           task.task_id);
-    return std::nullopt;
-  }
   TaskEntry& entry = it->second;
   entry.msg = std::move(task);
   entry.msg.attempt = 0;
   entry.client = client;
   entry.seq = next_seq_++;
   entry.accepted_at = now;
-  clients_.try_emplace(client);
+  entry.keep_result = entry.msg.reply == proto::ReplyMode::ack;
+  if (entry.keep_result) {
+    clients_[client].has_async = true;
+  } else {
+    clients_.try_emplace(client);
+  }
+  store::StoredTask st;
+  st.task_id = entry.msg.task_id;
+  st.task_type = entry.msg.task_type;
+  st.task_data_json = entry.msg.task_data.empty() ? std::string("{}") : entry.msg.task_data;
+  st.priority = entry.msg.priority;
+  st.timeout_ms = entry.msg.timeout_ms;
+  st.max_retries = entry.msg.max_retries.value_or(options_.default_max_retries);
+  st.attempt = 0;
+  st.async = entry.keep_result;
+  st.created_at_ms = wall_ms_;
+  batch_.add_task(std::move(st));
+  entry.stored = TaskEntry::Stored::queued;
+  ++store_counts_.queued;
   enqueue(entry, false);
   ++counters_.accepted;
   if (entry.msg.timeout_ms) {
@@ -57,6 +102,82 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
   }
   if (entry.msg.reply == proto::ReplyMode::ack) sink_.send_accepted(client, entry.msg.task_id);
   return entry.msg.task_id;
+}
+
+void Dispatcher::restore(const store::TaskRecord& record, TimePoint now) {
+  const store::StoredTask& st = record.task;
+  auto [it, inserted] = tasks_.try_emplace(st.task_id);
+  if (!inserted) return;
+  TaskEntry& entry = it->second;
+  entry.msg.task_id = st.task_id;
+  entry.msg.task_type = st.task_type;
+  entry.msg.task_data = st.task_data_json;
+  entry.msg.priority = st.priority;
+  entry.msg.timeout_ms = st.timeout_ms;
+  entry.msg.max_retries = st.max_retries;
+  entry.msg.reply = st.async ? proto::ReplyMode::ack : proto::ReplyMode::result;
+  entry.msg.attempt = 0;
+  entry.client = 0;
+  entry.seq = next_seq_++;
+  entry.accepted_at = now;
+  entry.attempt = st.attempt;
+  entry.keep_result = true;
+  entry.stored = record.state == store::TaskState::running ? TaskEntry::Stored::running : TaskEntry::Stored::queued;
+  if (record.state == store::TaskState::running) {
+    batch_.requeue(st.task_id);
+    set_stored(entry, TaskEntry::Stored::queued);
+  }
+  enqueue(entry, false);
+  ++counters_.recovered;
+  if (entry.msg.timeout_ms) {
+    deadlines_.push_back(Deadline{now + std::chrono::milliseconds(*entry.msg.timeout_ms), entry.msg.task_id, entry.seq});
+    std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
+  }
+}
+
+void Dispatcher::set_stored(TaskEntry& task, TaskEntry::Stored to) {
+  auto slot = [this](TaskEntry::Stored s) -> std::int64_t& {
+    switch (s) {
+      case TaskEntry::Stored::queued: return store_counts_.queued;
+      case TaskEntry::Stored::running: return store_counts_.running;
+      case TaskEntry::Stored::done: break;
+    }
+    return store_counts_.done;
+  };
+  --slot(task.stored);
+  ++slot(to);
+  task.stored = to;
+}
+
+void Dispatcher::record_finish(TaskEntry& task, const proto::ResultMsg& sent) {
+  store::StoredResult r;
+  r.task_id = task.msg.task_id;
+  proto::encode(r.result_message_json, sent);
+  if (!r.result_message_json.empty() && r.result_message_json.back() == '\n') r.result_message_json.pop_back();
+  r.finished_at_ms = wall_ms_;
+  sink_.result_recorded(task.msg, r.result_message_json);
+  batch_.finish(std::move(r));
+  set_stored(task, TaskEntry::Stored::done);
+}
+
+void Dispatcher::record_drop(TaskEntry& task) {
+  batch_.drop(task.msg.task_id);
+  auto& n = task.stored == TaskEntry::Stored::queued    ? store_counts_.queued
+            : task.stored == TaskEntry::Stored::running ? store_counts_.running
+                                                        : store_counts_.done;
+  --n;
+}
+
+std::optional<std::string_view> Dispatcher::pending_state(std::string_view task_id) const {
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second.answered) return std::nullopt;
+  return it->second.state == TaskEntry::State::queued ? std::string_view("queued") : std::string_view("running");
+}
+
+const TaskEntry* Dispatcher::find_pending(std::string_view task_id) const {
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second.answered) return nullptr;
+  return &it->second;
 }
 
 void Dispatcher::enqueue(TaskEntry& task, bool front) {
@@ -97,11 +218,10 @@ void Dispatcher::finish(TaskEntry& task, proto::ResultMsg result) {
     } else {
       ++counters_.failed;
     }
-    if (task.client != 0) {
-      result.task_id = task.msg.task_id;
-      result.attempt = 0;
-      sink_.send_result(task.client, result);
-    }
+    result.task_id = task.msg.task_id;
+    result.attempt = 0;
+    record_finish(task, result);
+    if (task.client != 0) sink_.send_result(task.client, result);
   }
   // A task still out on a worker stays known until that worker reports, so that the
   // worker's slot stays counted and the late result is recognised as stale.
@@ -122,8 +242,9 @@ void Dispatcher::client_gone(ConnId client) {
   if (it == clients_.end()) return;
   if (it->second.queued > 0) {
     for (TaskEntry* t : unqueue_if([client](const TaskEntry& t) {
-           return t.client == client && t.msg.reply != proto::ReplyMode::ack;
+           return t.client == client && !t.keep_result;
          })) {
+      record_drop(*t);
       erase(*t);
     }
   }
@@ -133,14 +254,17 @@ void Dispatcher::client_gone(ConnId client) {
       if (t->client != client) continue;
       t->client = 0;
       // Asynchronous tasks outlive their submitter; the others are not worth finishing.
-      if (!t->answered && t->msg.reply != proto::ReplyMode::ack) {
+      if (!t->answered && !t->keep_result) {
         sink_.send_cancel(conn, proto::CancelMsg{t->msg.task_id, t->attempt});
       }
     }
   }
-  // Asynchronous tasks outlive their submitter.
-  for (auto& [id, t] : tasks_) {
-    if (t.client == client) t.client = 0;
+  // Asynchronous tasks outlive their submitter (a scan of every task: only for clients
+  // that sent some, so that thousands of plain clients leaving cost nothing).
+  if (it->second.has_async) {
+    for (auto& [id, t] : tasks_) {
+      if (t.client == client) t.client = 0;
+    }
   }
   clients_.erase(client);
 }
@@ -189,7 +313,15 @@ void Dispatcher::worker_gone(ConnId conn) {
     t->worker = 0;
     t->state = TaskEntry::State::queued;  // no longer out anywhere
     // Nobody will read the result: forget the task (asynchronous tasks excepted).
-    if (t->answered || (t->client == 0 && t->msg.reply != proto::ReplyMode::ack)) {
+    if (t->answered || (t->client == 0 && !t->keep_result)) {
+      if (!t->answered) record_drop(*t);
+      erase(*t);
+      continue;
+    }
+    if (!accepting_ && t->keep_result) {
+      // Kept for the next start, like the queued ones.
+      batch_.requeue(t->msg.task_id);
+      set_stored(*t, TaskEntry::Stored::queued);
       erase(*t);
       continue;
     }
@@ -205,6 +337,8 @@ void Dispatcher::worker_gone(ConnId conn) {
                std::to_string(max_retries) + ")");
       continue;
     }
+    batch_.requeue(t->msg.task_id);
+    set_stored(*t, TaskEntry::Stored::queued);
     enqueue(*t, true);
     ++counters_.requeued;
   }
@@ -225,31 +359,50 @@ void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
   if (wit == workers_.end()) return;
   WorkerInfo& w = wit->second;
   auto it = tasks_.find(result.task_id);
-  // Fencing: only the attempt currently out on this very worker counts. A result
-  // without an attempt (a minimal worker) counts if this worker holds the task.
-  if (it == tasks_.end() || it->second.state != TaskEntry::State::running || it->second.worker != worker_conn ||
-      (result.attempt != 0 && result.attempt != it->second.attempt)) {
+  if (it == tasks_.end()) {
     ++counters_.stale_results;
     return;
   }
   TaskEntry& task = it->second;
-  detach_from_worker(task);
+  // Fencing: only the attempt currently out on this very worker counts. A result
+  // without an attempt (a minimal worker) counts if this worker holds the task.
+  const bool from_holder = task.state == TaskEntry::State::running && task.worker == worker_conn &&
+                           (result.attempt == 0 || result.attempt == task.attempt);
+  // A worker that lost its connection (or a server restart) re-sends what it finished
+  // meanwhile: taken in, without running the task again, when that attempt is still
+  // the current one of a task waiting in the queue.
+  const bool redelivered = task.state == TaskEntry::State::queued && !task.answered && result.attempt != 0 &&
+                           result.attempt == task.attempt;
+  if (!from_holder && !redelivered) {
+    ++counters_.stale_results;
+    return;
+  }
+  if (from_holder) {
+    detach_from_worker(task);
+  } else {
+    unqueue_if([&task](const TaskEntry& t) { return &t == &task; });
+  }
   if (result.ok) {
     ++w.completed;
   } else {
     ++w.failed;
   }
   if (!task.answered) {
-    if (result.ok) {
-      ++counters_.completed;
+    if (task.client == 0 && !task.keep_result) {
+      // Nobody will ever read it: the client left and the task was not asynchronous.
+      record_drop(task);
     } else {
-      ++counters_.failed;
-    }
-    if (task.client != 0) {
+      task.answered = true;
+      if (result.ok) {
+        ++counters_.completed;
+      } else {
+        ++counters_.failed;
+      }
       result.task_id = task.msg.task_id;
       result.worker_id = w.id;
       result.attempt = 0;
-      sink_.send_result(task.client, result);
+      record_finish(task, result);
+      if (task.client != 0) sink_.send_result(task.client, result);
     }
   }
   const std::string id = task.msg.task_id;
@@ -273,6 +426,8 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
   ++running_;
   if (ClientInfo* c = client_info(task.client)) --c->queued;
   task.msg.attempt = task.attempt;
+  batch_.start(task.msg.task_id, task.attempt);
+  set_stored(task, TaskEntry::Stored::running);
   sink_.send_task(worker.conn, task.msg);
 }
 
@@ -347,15 +502,28 @@ std::vector<ConnId> Dispatcher::silent_workers(TimePoint now, std::chrono::milli
   return out;
 }
 
-void Dispatcher::stop_accepting() {
+std::size_t Dispatcher::stop_accepting() {
   accepting_ = false;
-  for (TaskEntry* t : unqueue_if([](const TaskEntry&) { return true; })) fail(*t, ErrorCode::server_shutdown, "the server is shutting down");
+  std::size_t kept = 0;
+  for (TaskEntry* t : unqueue_if([](const TaskEntry&) { return true; })) {
+    if (t->keep_result) {
+      // Stays queued in the store: the next start runs it.
+      ++kept;
+      erase(*t);
+      continue;
+    }
+    fail(*t, ErrorCode::server_shutdown, "the server is shutting down");
+  }
+  return kept;
 }
 
 void Dispatcher::fail_running() {
   for (auto& [conn, w] : workers_) {
     for (TaskEntry* t : w.in_flight) {
-      if (!t->answered) fail(*t, ErrorCode::server_shutdown, "the server shut down before the task finished");
+      // Asynchronous tasks stay in the store (running): the next start runs them again.
+      if (!t->answered && !t->keep_result) {
+        fail(*t, ErrorCode::server_shutdown, "the server shut down before the task finished");
+      }
     }
   }
 }

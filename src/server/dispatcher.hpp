@@ -11,11 +11,13 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proto/messages.hpp"
 #include "server/task_entry.hpp"
 #include "server/task_queue.hpp"
+#include "store/task_store.hpp"
 
 namespace sd::server {
 
@@ -28,6 +30,9 @@ class DispatchSink {
   virtual void send_result(ConnId client, const proto::ResultMsg& result) = 0;
   virtual void send_error(ConnId conn, const proto::ErrorMsg& error) = 0;
   virtual void send_accepted(ConnId client, std::string_view task_id) = 0;
+  /// A task's outcome was recorded (its RESULT line, without '\n', as stored): for
+  /// GET_RESULT waiters and the server's cache of recent results.
+  virtual void result_recorded(const proto::TaskMsg& /*task*/, const std::string& /*line*/) {}
 };
 
 struct DispatcherOptions {
@@ -61,6 +66,8 @@ struct DispatcherCounters {
   std::uint64_t rejected = 0;   ///< TASKs refused with an ERROR (duplicate, queue_full, ...)
   std::uint64_t requeued = 0;   ///< runs handed back to the queue after a worker was lost
   std::uint64_t stale_results = 0;  ///< results dropped: not the attempt currently out
+  std::uint64_t attached = 0;       ///< TASKs re-sent by a reconnected client, attached to the pending task
+  std::uint64_t recovered = 0;      ///< tasks loaded from the store at start
 };
 
 /// Thread-safety: none; lives on the server's event-loop thread.
@@ -93,6 +100,29 @@ class Dispatcher {
   void on_result(ConnId worker_conn, proto::ResultMsg result);
   [[nodiscard]] bool is_worker(ConnId conn) const { return workers_.contains(conn); }
 
+  // --- the store ---------------------------------------------------------------------
+  /// What happened since the last take_batch(), as store operations in order.
+  [[nodiscard]] store::WriteBatch take_batch() { return std::exchange(batch_, {}); }
+  [[nodiscard]] const store::WriteBatch& batch() const noexcept { return batch_; }
+  /// Wall-clock time (ms since the epoch) for the timestamps of stored records.
+  void set_wall_clock_ms(std::int64_t ms) noexcept { wall_ms_ = ms; }
+  /// Queues a task loaded from the store after a restart (no client waits for it).
+  /// A task that was running is requeued (at-least-once): its stored attempt stays the
+  /// current one until it is dispatched again, so a worker's late result for it counts.
+  void restore(const store::TaskRecord& record, TimePoint now);
+  /// Tasks per state in the store, as this dispatcher's recorded operations leave them
+  /// (seeded by set_store_counts at start).
+  [[nodiscard]] const store::StoreCounts& store_counts() const noexcept { return store_counts_; }
+  void set_store_counts(store::StoreCounts c) noexcept { store_counts_ = c; }
+  void purged(std::int64_t n) noexcept { store_counts_.done -= n; }
+  /// "queued" or "running" for a pending task that has not been answered; nullopt otherwise.
+  [[nodiscard]] std::optional<std::string_view> pending_state(std::string_view task_id) const;
+  /// The pending (unanswered) task with this id, if any.
+  [[nodiscard]] const TaskEntry* find_pending(std::string_view task_id) const;
+  /// A finished task with the same id is being replaced by a new submission (its stored
+  /// result goes): keeps the store counts right.
+  void replacing_done() noexcept { --store_counts_.done; }
+
   // --- time and scheduling -------------------------------------------------------------
   /// Hands queued tasks to workers with free slots, round-robin.
   void dispatch(TimePoint now);
@@ -103,7 +133,9 @@ class Dispatcher {
 
   // --- shutdown ------------------------------------------------------------------------
   /// Answers every queued task with server_shutdown (and refuses new ones from now on).
-  void stop_accepting();
+  /// Queued asynchronous ("reply":"ack") tasks are not answered: they stay queued in the
+  /// store for the next start. Returns how many were kept that way.
+  std::size_t stop_accepting();
   /// Answers every task still running with server_shutdown.
   void fail_running();
   [[nodiscard]] std::size_t running_count() const noexcept { return running_; }
@@ -111,6 +143,8 @@ class Dispatcher {
   // --- introspection -------------------------------------------------------------------
   [[nodiscard]] std::size_t queued_count() const noexcept { return queue_.size(); }
   [[nodiscard]] std::size_t pending_count() const noexcept { return tasks_.size(); }
+  /// The acceptance sequence number the next accepted (or restored) task will get.
+  [[nodiscard]] std::uint64_t next_seq() const noexcept { return next_seq_; }
   [[nodiscard]] const DispatcherCounters& counters() const noexcept { return counters_; }
   /// Workers in registration order.
   [[nodiscard]] std::vector<const WorkerInfo*> workers() const;
@@ -118,6 +152,7 @@ class Dispatcher {
  private:
   struct ClientInfo {
     std::size_t queued = 0;  ///< tasks of this client in the queue: skip the scan when 0
+    bool has_async = false;  ///< sent reply=ack tasks: detach them when it leaves
   };
   struct StringHash {
     using is_transparent = void;
@@ -144,6 +179,9 @@ class Dispatcher {
   bool any_worker_runs(std::string_view type) const;
   void expire_unrunnable(TimePoint now);
   ClientInfo* client_info(ConnId client);
+  void set_stored(TaskEntry& task, TaskEntry::Stored to);
+  void record_finish(TaskEntry& task, const proto::ResultMsg& sent);
+  void record_drop(TaskEntry& task);
 
   DispatcherOptions options_;
   DispatchSink& sink_;
@@ -161,6 +199,9 @@ class Dispatcher {
   std::size_t running_ = 0;
   bool accepting_ = true;
   TimePoint last_unrunnable_check_{};
+  store::WriteBatch batch_;
+  store::StoreCounts store_counts_;
+  std::int64_t wall_ms_ = 0;
 };
 
 }  // namespace sd::server

@@ -13,13 +13,57 @@ using proto::ErrorCode;
 
 namespace {
 
-DispatcherOptions dispatcher_options(const ServerOptions& o) {
+DispatcherOptions dispatcher_options(const ServerOptions& o, bool durable) {
   DispatcherOptions d;
   d.max_queued = o.max_queued;
   d.default_max_retries = o.default_max_retries;
   d.queue_timeout = o.queue_timeout;
+  if (durable) {
+    // Server-made ids must not collide with those of earlier runs kept in the store:
+    // t-<start time in base 36>-N.
+    auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+    std::string b36;
+    do {
+      b36.insert(b36.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[ms % 36]);
+      ms /= 36;
+    } while (ms != 0);
+    d.id_prefix = "t-" + b36;
+  }
   return d;
 }
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Appends `from`'s operations to `to`, in order.
+void append_ops(store::WriteBatch& to, const store::WriteBatch& from) {
+  for (const auto& op : from.ops()) {
+    std::visit(
+        [&](const auto& o) {
+          using O = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<O, store::WriteBatch::AddTask>) {
+            to.add_task(o.task);
+          } else if constexpr (std::is_same_v<O, store::WriteBatch::Start>) {
+            to.start(o.task_id, o.attempt);
+          } else if constexpr (std::is_same_v<O, store::WriteBatch::Requeue>) {
+            to.requeue(o.task_id);
+          } else if constexpr (std::is_same_v<O, store::WriteBatch::Finish>) {
+            to.finish(o.result);
+          } else {
+            to.drop(o.task_id);
+          }
+        },
+        op);
+  }
+}
+
+constexpr auto kStoreRetry = std::chrono::milliseconds(500);
+constexpr auto kPurgeEvery = std::chrono::seconds(1);
+constexpr std::int64_t kPurgeBatch = 1000;
 
 bool tokens_equal(std::string_view a, std::string_view b) {
   // Constant time in the contents; the length of the server's token is not secret.
@@ -36,15 +80,29 @@ bool must_authenticate(const ServerOptions& o, const Session& s) {
 
 }  // namespace
 
-Server::Server(asio::io_context& io, ServerOptions options)
+Server::Server(asio::io_context& io, ServerOptions options, std::unique_ptr<store::TaskStore> store)
     : io_(io),
       options_(std::move(options)),
-      dispatcher_(dispatcher_options(options_), *this),
+      dispatcher_(dispatcher_options(options_, store != nullptr && store->describe() != "memory"), *this),
       acceptor_(io),
       tick_timer_(io),
       heartbeat_timer_(io),
       shutdown_timer_(io),
+      purge_timer_(io),
+      store_(store ? std::move(store) : store::open_store("memory")),
       read_buffer_(256 * 1024) {}
+
+std::size_t Server::recover() {
+  now_ = Clock::now();
+  dispatcher_.set_wall_clock_ms(wall_ms());
+  dispatcher_.set_store_counts(store_->counts());
+  const auto records = store_->load_unfinished();
+  for (const auto& r : records) dispatcher_.restore(r, now_);
+  // Tasks that were running are queued again: write that before anything else happens.
+  store_->write(dispatcher_.take_batch());
+  committed_seq_ = dispatcher_.next_seq();
+  return records.size();
+}
 
 Server::~Server() = default;
 
@@ -61,6 +119,10 @@ void Server::start() {
   heartbeat_timer_.expires_after(options_.heartbeat_interval);
   heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) on_heartbeat();
+  });
+  purge_timer_.expires_after(kPurgeEvery);
+  purge_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) on_purge();
   });
 }
 
@@ -106,28 +168,132 @@ Session* Server::session(ConnId id) {
 void Server::forget(ConnId id) { sessions_.erase(id); }
 
 void Server::begin_turn() {
-  if (turn_depth_++ == 0) now_ = Clock::now();
+  if (turn_depth_++ == 0) {
+    now_ = Clock::now();
+    dispatcher_.set_wall_clock_ms(wall_ms());
+  }
 }
 
 void Server::end_turn() {
   if (--turn_depth_ > 0) return;
   dispatcher_.dispatch(now_);
-  flush_dirty();
+  // Group commit: everything the turns that were ready together accepted, dispatched and
+  // finished is stored in one transaction before any of it is acknowledged, sent to a
+  // worker or forwarded. The commit runs after the other ready handlers (post).
+  // Output that depends on nothing uncommitted (tasks for workers accepted in earlier
+  // rounds, PONG, STATS, ERROR, STATUS) leaves now.
+  flush_dirty(false);
+  if (!commit_scheduled_) {
+    commit_scheduled_ = true;
+    asio::post(io_, [this] { commit_turns(); });
+  }
+}
+
+void Server::commit_turns() {
+  commit_scheduled_ = false;
+  const std::uint64_t seq = dispatcher_.next_seq();
+  persist();
+  // Committed, or the store is failing and the server serves from memory.
+  committed_seq_ = seq;
+  flush_dirty(true);
   if (shutting_down_) check_shutdown_progress();
+}
+
+void Server::needs_commit(Session& s) {
+  s.mark_needs_commit();
+  s.mark_dirty();
+}
+
+void Server::persist() {
+  store::WriteBatch batch = dispatcher_.take_batch();
+  if (batch.empty() && pending_.empty()) return;
+  if (!pending_.empty()) {
+    append_ops(pending_, batch);
+    batch = std::exchange(pending_, {});
+    // While the store is failing, retry at most every kStoreRetry, not every turn.
+    if (!store_healthy_ && now_ < store_retry_at_) {
+      pending_ = std::move(batch);
+      return;
+    }
+  }
+  try {
+    const auto t0 = Clock::now();
+    store_->write(batch);
+    ++store_writes_;
+    store_write_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!store_healthy_) {
+      spdlog::info("Almacén recuperado: {} operaciones pendientes guardadas", batch.size());
+      store_healthy_ = true;
+    }
+  } catch (const store::InvalidBatchError& e) {
+    // Cannot succeed on retry (accepted tasks are checked, so this is a bug): say so.
+    spdlog::error("Almacén: lote rechazado ({} operaciones descartadas): {}", batch.size(), e.what());
+    store_last_error_ = e.what();
+  } catch (const store::StoreError& e) {
+    ++store_failures_;
+    store_last_error_ = e.what();
+    if (store_healthy_) {
+      spdlog::error("Almacén no disponible: {}. Se sigue atendiendo desde memoria; se reintenta", e.what());
+      store_healthy_ = false;
+    }
+    store_retry_at_ = now_ + kStoreRetry;
+    pending_ = std::move(batch);
+  }
+}
+
+void Server::on_purge() {
+  begin_turn();
+  bool more = false;
+  const std::int64_t cutoff = wall_ms() - static_cast<std::int64_t>(options_.result_ttl.count());
+  while (!recent_order_.empty()) {
+    auto it = recent_.find(recent_order_.front());
+    if (it != recent_.end() && it->second.finished_at_ms >= cutoff) break;
+    if (it != recent_.end()) recent_.erase(it);
+    recent_order_.pop_front();
+  }
+  if (store_healthy_) {
+    try {
+      const std::int64_t n = store_->purge_results_before(cutoff, kPurgeBatch);
+      if (n > 0) {
+        dispatcher_.purged(n);
+        purged_total_ += n;
+        spdlog::debug("Almacén: {} resultados caducados borrados", n);
+      }
+      more = n >= kPurgeBatch;
+    } catch (const store::StoreError& e) {
+      spdlog::warn("Almacén: no se pudieron borrar resultados caducados: {}", e.what());
+    }
+  }
+  end_turn();
+  if (shutting_down_) return;
+  // A full batch: more may be due; go on soon, letting the loop serve in between.
+  purge_timer_.expires_after(more ? std::chrono::milliseconds(10) : std::chrono::milliseconds(kPurgeEvery));
+  purge_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) on_purge();
+  });
 }
 
 void Server::schedule_flush(std::shared_ptr<Session> s) { dirty_.push_back(std::move(s)); }
 
-void Server::flush_dirty() {
+void Server::flush_dirty(bool committed) {
   // flush() may complete synchronously and schedule again: swap first.
   std::vector<std::shared_ptr<Session>> batch;
   batch.swap(dirty_);
-  for (auto& s : batch) s->flush();
+  for (auto& s : batch) {
+    if (committed) {
+      s->committed();
+    } else if (s->needs_commit()) {
+      dirty_.push_back(std::move(s));  // still dirty: waits for the commit
+      continue;
+    }
+    s->flush();
+  }
 }
 
 void Server::on_tick() {
   begin_turn();
   dispatcher_.tick(now_);
+  if (waiter_count_ > 0) expire_waiters();
   end_turn();
   tick_timer_.expires_after(kTick);
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -220,7 +386,7 @@ void Server::handle(Session& s, proto::Envelope env) {
             return;
           }
           s.set_role(Session::Role::client);
-          dispatcher_.submit(s.id(), std::move(m), now_);
+          submit(s, std::move(m));
         } else if constexpr (std::is_same_v<M, proto::WorkerRegisterMsg>) {
           if (s.role() != Session::Role::unknown) {
             reply_error(s, ErrorCode::unknown_message_type,
@@ -258,6 +424,12 @@ void Server::handle(Session& s, proto::Envelope env) {
           }
         } else if constexpr (std::is_same_v<M, proto::PongMsg>) {
           // Liveness was recorded above.
+        } else if constexpr (std::is_same_v<M, proto::GetResultMsg>) {
+          if (s.role() == Session::Role::worker) {
+            reply_error(s, ErrorCode::unknown_message_type, "GET_RESULT is a client request", m.task_id);
+            return;
+          }
+          handle_get_result(s, m);
         } else if constexpr (std::is_same_v<M, proto::StatsRequestMsg>) {
           s.append(stats_json());
           s.append("\n");
@@ -287,12 +459,149 @@ void Server::on_closed(Session& s) {
   }
 }
 
+// --- tasks and results ----------------------------------------------------------------
+
+void Server::submit(Session& s, proto::TaskMsg m) {
+  // Idempotency by task_id: the same finished task again gets its stored result without
+  // running; different content under a finished id replaces it (a new task).
+  if (!m.task_id.empty() && dispatcher_.find_pending(m.task_id) == nullptr &&
+      store::is_storable_text(m.task_id)) {
+    if (auto done = find_done(m.task_id)) {
+      const std::string_view data = m.task_data.empty() ? std::string_view("{}") : std::string_view(m.task_data);
+      if (done->task_type == m.task_type && done->task_data == data) {
+        if (m.reply == proto::ReplyMode::ack) {
+          proto::encode(s.output(), proto::Message{proto::AcceptedMsg{m.task_id}});
+        }
+        s.output().append(done->line);
+        s.output().push_back('\n');
+        needs_commit(s);
+        return;
+      }
+      const std::string id = m.task_id;
+      if (dispatcher_.submit(s.id(), std::move(m), now_)) {
+        dispatcher_.replacing_done();
+        recent_.erase(id);
+      }
+      return;
+    }
+  }
+  dispatcher_.submit(s.id(), std::move(m), now_);
+}
+
+std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
+  if (auto it = recent_.find(task_id); it != recent_.end()) {
+    return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
+  }
+  if (!store_healthy_) return std::nullopt;
+  try {
+    const auto t0 = Clock::now();
+    auto rec = store_->find_task(task_id);
+    ++store_reads_;
+    store_read_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!rec || rec->state != store::TaskState::done) return std::nullopt;
+    auto res = store_->find_result(task_id);
+    if (!res) return std::nullopt;
+    return DoneTask{rec->task.task_type, rec->task.task_data_json, res->result_message_json};
+  } catch (const store::StoreError& e) {
+    spdlog::warn("Almacén: no se pudo leer la tarea {}: {}", task_id, e.what());
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> Server::find_result_line(const std::string& task_id) {
+  if (auto it = recent_.find(task_id); it != recent_.end()) return it->second.line;
+  if (!store_healthy_) return std::nullopt;
+  try {
+    if (auto r = store_->find_result(task_id)) return std::move(r->result_message_json);
+  } catch (const store::StoreError& e) {
+    spdlog::warn("Almacén: no se pudo leer el resultado de {}: {}", task_id, e.what());
+  }
+  return std::nullopt;
+}
+
+void Server::send_status(Session& s, const std::string& task_id) {
+  std::string state = "unknown";
+  if (auto st = dispatcher_.pending_state(task_id)) state = std::string(*st);
+  proto::encode(s.output(), proto::Message{proto::StatusMsg{task_id, std::move(state)}});
+  s.mark_dirty();
+}
+
+void Server::handle_get_result(Session& s, const proto::GetResultMsg& m) {
+  if (dispatcher_.pending_state(m.task_id)) {
+    if (m.wait_ms > 0) {
+      waiters_[m.task_id].push_back(Waiter{s.id(), now_ + std::chrono::milliseconds(m.wait_ms)});
+      ++waiter_count_;
+      return;
+    }
+    send_status(s, m.task_id);
+    return;
+  }
+  if (auto line = find_result_line(m.task_id)) {
+    s.output().append(*line);
+    s.output().push_back('\n');
+    needs_commit(s);  // it may be this round's result
+    return;
+  }
+  send_status(s, m.task_id);
+}
+
+void Server::expire_waiters() {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    auto& list = it->second;
+    for (auto w = list.begin(); w != list.end();) {
+      if (w->deadline > now_) {
+        ++w;
+        continue;
+      }
+      if (Session* s = session(w->conn)) send_status(*s, it->first);
+      w = list.erase(w);
+      --waiter_count_;
+    }
+    it = list.empty() ? waiters_.erase(it) : std::next(it);
+  }
+}
+
+void Server::result_recorded(const proto::TaskMsg& task, const std::string& line) {
+  if (options_.recent_results > 0) {
+    auto [it, inserted] = recent_.try_emplace(task.task_id);
+    it->second = RecentResult{task.task_type, task.task_data.empty() ? std::string("{}") : task.task_data, line,
+                              wall_ms()};
+    if (inserted) {
+      recent_order_.push_back(task.task_id);
+      while (recent_order_.size() > options_.recent_results) {
+        recent_.erase(recent_order_.front());
+        recent_order_.pop_front();
+      }
+    }
+  }
+  if (waiter_count_ == 0) return;
+  auto it = waiters_.find(task.task_id);
+  if (it == waiters_.end()) return;
+  for (const Waiter& w : it->second) {
+    if (Session* s = session(w.conn)) {
+      s->output().append(line);
+      s->output().push_back('\n');
+      needs_commit(*s);
+    }
+  }
+  waiter_count_ -= it->second.size();
+  waiters_.erase(it);
+}
+
 // --- DispatchSink ------------------------------------------------------------------------
 
 void Server::send_task(ConnId worker, const proto::TaskMsg& task) {
   if (Session* s = session(worker)) {
     proto::encode(s->output(), task);
-    s->mark_dirty();
+    // A task accepted in this round goes out only once its acceptance is stored; one
+    // accepted earlier goes now (its "running" record follows with this round's commit:
+    // a crash before it leaves the task queued in the store, run again after a restart).
+    const TaskEntry* e = dispatcher_.find_pending(task.task_id);
+    if (e == nullptr || e->seq >= committed_seq_) {
+      needs_commit(*s);
+    } else {
+      s->mark_dirty();
+    }
   }
 }
 
@@ -306,7 +615,7 @@ void Server::send_cancel(ConnId worker, const proto::CancelMsg& cancel) {
 void Server::send_result(ConnId client, const proto::ResultMsg& result) {
   if (Session* s = session(client)) {
     proto::encode(s->output(), result);
-    s->mark_dirty();
+    needs_commit(*s);
   }
 }
 
@@ -320,7 +629,7 @@ void Server::send_error(ConnId conn, const proto::ErrorMsg& error) {
 void Server::send_accepted(ConnId client, std::string_view task_id) {
   if (Session* s = session(client)) {
     proto::encode(s->output(), proto::Message{proto::AcceptedMsg{std::string(task_id)}});
-    s->mark_dirty();
+    needs_commit(*s);
   }
 }
 
@@ -362,6 +671,26 @@ std::string Server::stats_json() const {
   o["rejected"] = c.rejected;
   o["requeued"] = c.requeued;
   o["stale_results"] = c.stale_results;
+  o["attached"] = c.attached;
+  o["recovered"] = c.recovered;
+  {
+    json::object st;
+    st["uri"] = store_->describe();
+    st["healthy"] = store_healthy_;
+    if (!store_last_error_.empty()) st["last_error"] = store_last_error_;
+    st["pending_ops"] = pending_.size();
+    st["failures"] = store_failures_;
+    const auto& sc = dispatcher_.store_counts();
+    st["queued"] = sc.queued;
+    st["running"] = sc.running;
+    st["done"] = sc.done;
+    st["purged"] = purged_total_;
+    st["writes"] = store_writes_;
+    st["write_seconds"] = store_write_seconds_;
+    st["reads"] = store_reads_;
+    st["read_seconds"] = store_read_seconds_;
+    o["store"] = std::move(st);
+  }
   o["clients"] = clients;
   o["connections"] = sessions_.size();
   o["threads"] = slots;
@@ -379,10 +708,12 @@ void Server::shutdown(std::function<void()> done) {
   boost::system::error_code ec;
   acceptor_.close(ec);
   begin_turn();
+  purge_timer_.cancel();
   const std::size_t queued = dispatcher_.queued_count();
-  dispatcher_.stop_accepting();
-  spdlog::info("Apagando: {} tareas en cola respondidas con server_shutdown; esperando {} en curso (máx. {} ms)",
-               queued, dispatcher_.running_count(), options_.grace.count());
+  const std::size_t kept = dispatcher_.stop_accepting();
+  spdlog::info("Apagando: {} tareas en cola respondidas con server_shutdown, {} asíncronas guardadas para el "
+               "próximo arranque; esperando {} en curso (máx. {} ms)",
+               queued - kept, kept, dispatcher_.running_count(), options_.grace.count());
   end_turn();
 }
 
@@ -394,7 +725,16 @@ void Server::check_shutdown_progress() {
     spdlog::warn("Plazo de gracia agotado: {} tareas en curso respondidas con server_shutdown",
                  dispatcher_.running_count());
     dispatcher_.fail_running();
+    persist();
     flush_dirty();
+  }
+  if (!pending_.empty()) {
+    // Last chance for what a failing store could not take.
+    store_retry_at_ = {};
+    persist();
+    if (!pending_.empty()) {
+      spdlog::error("Almacén no disponible al apagar: {} operaciones no guardadas", pending_.size());
+    }
   }
   auto done = std::move(on_shutdown_done_);
   on_shutdown_done_ = nullptr;

@@ -9,6 +9,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <deque>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <span>
@@ -21,6 +23,7 @@
 #include "server/dispatcher.hpp"
 #include "server/server_options.hpp"
 #include "server/session.hpp"
+#include "store/task_store.hpp"
 
 namespace sd::server {
 
@@ -28,8 +31,15 @@ namespace sd::server {
 /// call start() there (or before running the io_context).
 class Server final : private DispatchSink {
  public:
-  Server(boost::asio::io_context& io, ServerOptions options);
+  /// `store`: where tasks and results are kept; nullptr: an in-memory store.
+  Server(boost::asio::io_context& io, ServerOptions options, std::unique_ptr<store::TaskStore> store = nullptr);
   ~Server() override;
+
+  /// Loads the store's unfinished tasks and queues them again (call once, before
+  /// start()). Returns how many. Throws store::StoreError when the store cannot be read.
+  std::size_t recover();
+  /// The store's description ("sqlite:/abs/sd.db (WAL, ...)").
+  [[nodiscard]] std::string store_description() const { return store_->describe(); }
 
   /// Binds and listens; throws std::system_error when it cannot.
   void start();
@@ -52,6 +62,9 @@ class Server final : private DispatchSink {
   void on_frame_error(Session& s, const proto::Frame& f);
   void on_closed(Session& s);
   void schedule_flush(std::shared_ptr<Session> s);
+  /// Output appended since the last commit is not stored yet: sessions must leave their
+  /// writes to the commit (mark_dirty), not start them themselves.
+  [[nodiscard]] bool commit_pending() const noexcept { return commit_scheduled_; }
   void forget(ConnId id);
 
  private:
@@ -61,12 +74,50 @@ class Server final : private DispatchSink {
   void send_result(ConnId client, const proto::ResultMsg& result) override;
   void send_error(ConnId conn, const proto::ErrorMsg& error) override;
   void send_accepted(ConnId client, std::string_view task_id) override;
+  void result_recorded(const proto::TaskMsg& task, const std::string& line) override;
+
+  struct Waiter {
+    ConnId conn = 0;
+    TimePoint deadline{};
+  };
+  struct RecentResult {
+    std::string task_type;
+    std::string task_data;
+    std::string line;  ///< the RESULT message, without '\n'
+    std::int64_t finished_at_ms = 0;
+  };
+  struct DoneTask {
+    std::string task_type;
+    std::string task_data;
+    std::string line;
+  };
+
+  /// Writes what the dispatcher recorded this turn (and what an earlier failed write
+  /// left) in one transaction. On failure keeps the operations for the next try.
+  void persist();
+  void on_purge();
+  void handle_get_result(Session& s, const proto::GetResultMsg& m);
+  void send_status(Session& s, const std::string& task_id);
+  /// The stored RESULT line of a finished task (recent cache, then the store).
+  std::optional<std::string> find_result_line(const std::string& task_id);
+  /// A finished task under this id with its content, for idempotent resubmission.
+  std::optional<DoneTask> find_done(const std::string& task_id);
+  void expire_waiters();
+  /// Handles a TASK: idempotency against finished tasks, then the dispatcher.
+  void submit(Session& s, proto::TaskMsg m);
 
   Session* session(ConnId id);
   void do_accept();
   void on_tick();
   void on_heartbeat();
-  void flush_dirty();
+  /// Writes the dirty sessions' output: all of it once the store has committed
+  /// (`committed`), else only that of sessions that hold nothing waiting for a commit.
+  void flush_dirty(bool committed = true);
+  /// Marks `s` as holding output that needs this round's commit.
+  void needs_commit(Session& s);
+  /// After every handler that was ready together has run its turn: one store write for
+  /// all of them (group commit), then the output of all of them.
+  void commit_turns();
   bool admit(Session& s, const proto::Envelope& env);
   void handle(Session& s, proto::Envelope env);
   void reply_error(Session& s, proto::ErrorCode code, std::string message, std::string task_id = {});
@@ -80,6 +131,24 @@ class Server final : private DispatchSink {
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer shutdown_timer_;
+  boost::asio::steady_timer purge_timer_;
+  std::unique_ptr<store::TaskStore> store_;
+  store::WriteBatch pending_;      ///< operations a failed write left, retried first
+  bool store_healthy_ = true;
+  std::string store_last_error_;
+  std::uint64_t store_failures_ = 0;
+  TimePoint store_retry_at_{};
+  std::unordered_map<std::string, std::vector<Waiter>> waiters_;
+  std::size_t waiter_count_ = 0;
+  std::unordered_map<std::string, RecentResult> recent_;
+  std::deque<std::string> recent_order_;
+  std::int64_t purged_total_ = 0;
+  bool commit_scheduled_ = false;
+  std::uint64_t committed_seq_ = 1;  ///< tasks with a smaller acceptance seq are stored
+  std::uint64_t store_writes_ = 0;
+  double store_write_seconds_ = 0;
+  std::uint64_t store_reads_ = 0;
+  double store_read_seconds_ = 0;
   std::unordered_map<ConnId, std::shared_ptr<Session>> sessions_;
   std::vector<std::shared_ptr<Session>> dirty_;
   std::vector<char> read_buffer_;

@@ -24,6 +24,11 @@ struct ServerOptions {
   std::size_t client_high_water_bytes = 8u * 1024u * 1024u;
   std::string token;      ///< when set, a connection's first message must carry it
   bool insecure = false;  ///< without a token: also serve peers that are not on loopback
+  /// How long finished tasks' results are kept in the store before being purged.
+  std::chrono::milliseconds result_ttl{std::chrono::hours(24)};
+  /// Results remembered in memory for GET_RESULT and idempotent resubmission, besides
+  /// the store (the recent ones; answers without a store read, and while the store is down).
+  std::size_t recent_results = 10'000;
 };
 
 }  // namespace sd::server

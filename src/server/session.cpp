@@ -110,7 +110,12 @@ void Session::on_written(const boost::system::error_code& ec) {
     return;
   }
   if (!out_.empty()) {
-    flush();
+    // What was appended meanwhile leaves with the next commit if it is not stored yet.
+    if (needs_commit_) {
+      mark_dirty();
+    } else {
+      flush();
+    }
     return;
   }
   if (state_ == State::closing) {
@@ -131,7 +136,11 @@ void Session::close(bool now) {
   if (now || (out_.empty() && writing_.empty())) {
     finish_close();
   } else if (writing_.empty()) {
-    flush();
+    if (needs_commit_) {
+      mark_dirty();
+    } else {
+      flush();
+    }
   }
 }
 

@@ -35,6 +35,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string& output() { return out_; }
   /// Marks the session as having output to write this turn.
   void mark_dirty();
+  /// The output holds something that may leave only once the store has committed it
+  /// (an ACCEPTED, a RESULT, a TASK accepted in this round): the whole output waits
+  /// for the commit. Output without it leaves at the end of its turn.
+  void mark_needs_commit() noexcept { needs_commit_ = true; }
+  [[nodiscard]] bool needs_commit() const noexcept { return needs_commit_; }
+  /// The store committed everything this session's output depends on.
+  void committed() noexcept { needs_commit_ = false; }
   /// Writes what is queued (called once per turn by the server).
   void flush();
   /// Sends what is queued, then closes. `now`: close without flushing.
@@ -71,6 +78,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool loopback_peer_;
   bool authenticated_ = false;
   bool dirty_ = false;
+  bool needs_commit_ = false;
   bool reading_paused_ = false;  ///< backpressure: too much output not yet taken
   bool read_pending_ = false;
 };

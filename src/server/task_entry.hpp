@@ -32,6 +32,11 @@ struct TaskEntry {
   std::uint32_t attempt = 0;     ///< dispatch attempts so far; the one out is `attempt`
   std::uint16_t lost_runs = 0;   ///< re-runs caused by lost workers
   bool answered = false;
+  /// The outcome is kept in the store even if nobody waits for it: asynchronous tasks
+  /// and tasks recovered from the store after a restart.
+  bool keep_result = false;
+  /// Where the store holds the task (the state its last recorded operation left it in).
+  enum class Stored : std::uint8_t { queued, running, done } stored = Stored::queued;
 };
 
 }  // namespace sd::server

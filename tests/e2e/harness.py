@@ -274,11 +274,24 @@ class Proc:
     close = kill
 
 
+def server_args(*extra_args):
+    """`extra_args` plus `--store memory` unless they choose a store (--store or
+    --data-dir): a plain servidor keeps SQLite under ./sd-data, which tests must not
+    leave behind in their working directory."""
+    args = [str(a) for a in extra_args]
+    if not any(a in ("--store", "--data-dir") or a.startswith(("--store=", "--data-dir="))
+               for a in args):
+        args += ["--store", "memory"]
+    return args
+
+
 def start_server(*extra_args, env=None, timeout=DEFAULT_TIMEOUT):
     """Starts `servidor --host 127.0.0.1 --port 0 *extra_args`; returns (Proc, port).
 
-    `env` entries are added to (not substituted for) the inherited environment."""
-    proc = Proc([binary("servidor"), "--host", "127.0.0.1", "--port", "0", *extra_args],
+    Without --store/--data-dir in `extra_args` the server gets `--store memory`
+    (see server_args). `env` entries are added to (not substituted for) the inherited
+    environment."""
+    proc = Proc([binary("servidor"), "--host", "127.0.0.1", "--port", "0", *server_args(*extra_args)],
                 env=env, name="servidor")
     port = int(proc.wait_for_line(SERVER_READY, timeout).group(1))
     return proc, port

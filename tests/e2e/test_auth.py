@@ -168,7 +168,7 @@ class ProtectedMode(AuthCase):
     """Server.Auth.Protected*: no token means loopback peers only (unless --insecure)."""
 
     def start_server_on(self, host, *args):
-        proc = harness.Proc([harness.binary("servidor"), "--host", host, "--port", "0", *args],
+        proc = harness.Proc([harness.binary("servidor"), "--host", host, "--port", "0", *harness.server_args(*args)],
                             env={"SD_TOKEN": ""}, name="servidor")
         return proc, int(proc.wait_for_line(ANY_SERVER_READY).group(2))
 

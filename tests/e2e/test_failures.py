@@ -354,7 +354,7 @@ class ServerRestart(E2EFailureCase):
         self.assertEqual(first.wait_exit(), -signal.SIGKILL)
 
         second = harness.Proc([harness.binary("servidor"), "--host", "127.0.0.1",
-                               "--port", port, *FAST_HEARTBEAT], name="servidor")
+                               "--port", port, *harness.server_args(*FAST_HEARTBEAT)], name="servidor")
         self.assertEqual(int(second.wait_for_line(harness.SERVER_READY).group(1)), port)
         new_ids = {w.wait_for_line(harness.WORKER_READY, timeout=15, start=m).group(1)
                    for w, m in zip(workers, marks)}

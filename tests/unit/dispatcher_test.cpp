@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace sd::server {
@@ -459,7 +460,9 @@ TEST(DispatcherResults, DuplicateTaskIdWhilePendingIsRefused) {
   Harness h;
   ASSERT_TRUE(h.submit(kClient, task("a")));
   EXPECT_EQ(h.submit(kClient, task("a")), std::nullopt);
-  EXPECT_EQ(h.submit(kOtherClient, task("a")), std::nullopt);
+  proto::TaskMsg other = task("a");
+  other.task_data = R"({"text":"other"})";
+  EXPECT_EQ(h.submit(kOtherClient, other), std::nullopt);
   ASSERT_EQ(h.sink.errors_to(kClient).size(), 1u);
   EXPECT_EQ(h.sink.errors_to(kClient)[0].code, ErrorCode::duplicate_task_id);
   EXPECT_EQ(h.sink.errors_to(kClient)[0].task_id, "a");
@@ -477,6 +480,22 @@ TEST(DispatcherResults, DuplicateTaskIdWhilePendingIsRefused) {
   h.complete(kW1, "a");
   EXPECT_EQ(h.sink.results_to(kClient).size(), 1u);
   EXPECT_TRUE(h.sink.results_to(kOtherClient).empty());
+}
+
+TEST(DispatcherResults, TheSamePendingTaskFromAnotherConnectionIsAttachedToIt) {
+  Harness h;
+  ASSERT_TRUE(h.submit(kClient, task("a")));
+  h.d.client_gone(kClient);  // a queued non-async task goes with its client...
+  ASSERT_TRUE(h.submit(kClient + 100, as_ack(task("b"))));
+  h.d.client_gone(kClient + 100);  // ...an async one stays
+  EXPECT_EQ(h.submit(kOtherClient, as_ack(task("b"))), std::optional<std::string>("b"));
+  EXPECT_EQ(h.d.counters().attached, 1u);
+  EXPECT_EQ(h.d.counters().accepted, 2u);
+  h.add_worker(kW1);
+  h.d.dispatch(h.now);
+  h.complete(kW1, "b");
+  ASSERT_EQ(h.sink.results_to(kOtherClient).size(), 1u);
+  EXPECT_EQ(h.sink.results_to(kOtherClient)[0].task_id, "b");
 }
 
 TEST(DispatcherResults, ATaskIdMayBeReusedAfterItsTaskFinished) {
@@ -1241,6 +1260,113 @@ TEST(DispatcherCounters, WorkersCountTheirOwnCompletedAndFailedTasks) {
   EXPECT_EQ(workers[0]->completed, 2u);
   EXPECT_EQ(workers[0]->failed, 1u);
   EXPECT_TRUE(workers[0]->in_flight.empty());
+}
+
+// ---- the store's operations ------------------------------------------------------------
+
+std::vector<std::string> op_names(const store::WriteBatch& b) {
+  std::vector<std::string> out;
+  for (const auto& op : b.ops()) {
+    std::visit(
+        [&](const auto& o) {
+          using O = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<O, store::WriteBatch::AddTask>) {
+            out.push_back("add " + o.task.task_id);
+          } else if constexpr (std::is_same_v<O, store::WriteBatch::Start>) {
+            out.push_back("start " + o.task_id + " " + std::to_string(o.attempt));
+          } else if constexpr (std::is_same_v<O, store::WriteBatch::Requeue>) {
+            out.push_back("requeue " + o.task_id);
+          } else if constexpr (std::is_same_v<O, store::WriteBatch::Finish>) {
+            out.push_back("finish " + o.result.task_id);
+          } else {
+            out.push_back("drop " + o.task_id);
+          }
+        },
+        op);
+  }
+  return out;
+}
+
+TEST(DispatcherStore, RecordsAddStartRequeueFinishAndDropInOrder) {
+  Harness h;
+  h.add_worker(kW1);
+  ASSERT_TRUE(h.submit(kClient, task("a")));
+  ASSERT_TRUE(h.submit(kClient, task("gone")));
+  h.d.dispatch(h.now);
+  h.d.worker_gone(kW1);
+  h.add_worker(kW2);
+  h.d.dispatch(h.now);
+  h.d.client_gone(kOtherClient);
+  h.complete(kW2, "a");
+  h.d.client_gone(kClient);  // "gone" is queued, not async: dropped
+  EXPECT_EQ(op_names(h.d.take_batch()),
+            (Ids{"add a", "add gone", "start a 1", "requeue a", "start a 2", "finish a", "drop gone"}));
+  EXPECT_TRUE(h.d.batch().empty());
+  const auto c = h.d.store_counts();
+  EXPECT_EQ(c, (store::StoreCounts{0, 0, 1}));
+}
+
+TEST(DispatcherStore, TheFinishHoldsTheRESULTLineTheClientGot) {
+  Harness h;
+  h.add_worker(kW1);
+  ASSERT_TRUE(h.submit(kClient, task("a")));
+  h.d.dispatch(h.now);
+  h.complete(kW1, "a");
+  const auto batch = h.d.take_batch();
+  const auto& fin = std::get<store::WriteBatch::Finish>(batch.ops().back());
+  std::string line;
+  proto::encode(line, h.sink.results_to(kClient).at(0));
+  line.pop_back();
+  EXPECT_EQ(fin.result.result_message_json, line);
+}
+
+TEST(DispatcherStore, RestoredTasksRunAgainAndAReSentResultOfTheCurrentAttemptIsTakenIn) {
+  Harness h;
+  store::TaskRecord running;
+  running.task.task_id = "r";
+  running.task.task_type = "hash";
+  running.task.task_data_json = R"({"text":"x"})";
+  running.task.attempt = 3;
+  running.state = store::TaskState::running;
+  store::TaskRecord queued = running;
+  queued.task.task_id = "q";
+  queued.task.attempt = 0;
+  queued.state = store::TaskState::queued;
+  h.d.set_store_counts({1, 1, 0});
+  h.d.restore(running, h.now);
+  h.d.restore(queued, h.now);
+  EXPECT_EQ(h.d.queued_count(), 2u);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"requeue r"}));
+  EXPECT_EQ(h.d.store_counts(), (store::StoreCounts{2, 0, 0}));
+  // A reconnected worker re-sends attempt 3 of "r": taken in without running it again.
+  h.add_worker(kW1, 1, 0);
+  h.d.on_result(kW1, success("r", 3));
+  h.d.on_result(kW1, success("q", 0));  // never dispatched: stale
+  EXPECT_EQ(h.d.counters().stale_results, 1u);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"finish r"}));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW1)), (Ids{"q"}));
+}
+
+TEST(DispatcherStore, StopAcceptingKeepsQueuedAsyncTasksInTheStore) {
+  Harness h;
+  ASSERT_TRUE(h.submit(kClient, as_ack(task("async"))));
+  ASSERT_TRUE(h.submit(kClient, task("sync")));
+  (void)h.d.take_batch();
+  EXPECT_EQ(h.d.stop_accepting(), 1u);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"finish sync"}));
+  ASSERT_EQ(h.sink.results_to(kClient).size(), 1u);
+  EXPECT_EQ(h.sink.results_to(kClient)[0].task_id, "sync");
+}
+
+TEST(DispatcherStore, TextNoStoreCanHoldIsRefusedAsInvalidTask) {
+  Harness h;
+  proto::TaskMsg t = task("a");
+  t.task_type = std::string("ha\0sh", 5);
+  EXPECT_EQ(h.submit(kClient, t), std::nullopt);
+  ASSERT_EQ(h.sink.errors_to(kClient).size(), 1u);
+  EXPECT_EQ(h.sink.errors_to(kClient)[0].code, ErrorCode::invalid_task);
+  EXPECT_TRUE(h.d.batch().empty());
 }
 
 }  // namespace
