@@ -231,12 +231,13 @@ class LostWorkers(E2EFailureCase):
         worker = harness.start_worker(port, "--prefetch", "0", threads=2)
         observer, client = harness.connect(port), harness.connect(port)
         ids = ["busy-0", "busy-1"]
-        # About 2 s each on this machine's cores (3,000,000 take ~1.2 s).
-        client.send_many([compute_task(t, 5_000_000) for t in ids])
-        results = self.collect_results(client, ids, timeout=60)
+        # 30,000,000 SHA-256 iterations: at least ~3 s even on a fast idle core (one
+        # iteration costs ~100 ns; nothing runs it under ~33 ns), ~10 s on a loaded one.
+        client.send_many([compute_task(t, 30_000_000) for t in ids])
+        results = self.collect_results(client, ids, timeout=120)
         for msg in results.values():
             self.assert_success(msg, worker.worker_id)
-            self.assertEqual(msg["result"]["iterations"], 5_000_000)
+            self.assertEqual(msg["result"]["iterations"], 30_000_000)
             # The premise: both threads were busy for well over the heartbeat timeout.
             self.assertGreater(msg["processing_time"], 1.0, msg)
         stats = self.assert_idle(observer, requeued=0, completed=2, failed=0)
