@@ -28,7 +28,8 @@ wait_line() {
   return 1
 }
 
-"$BIN/servidor" --port "$PORT" >"$LOGS/servidor.log" 2>&1 &
+# Tasks and results survive a restart of the demo: SQLite under ./sd-data.
+"$BIN/servidor" --port "$PORT" --data-dir "${SD_DATA_DIR:-sd-data}" >"$LOGS/servidor.log" 2>&1 &
 pids+=($!)
 wait_line "$LOGS/servidor.log" "Esperando conexiones" || exit 1
 cat "$LOGS/servidor.log"
