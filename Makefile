@@ -55,7 +55,7 @@ fuzz: deps
 asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=address,undefined
 	cmake --build build-asan -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	SD_TEST_SLOWDOWN=4 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  bash scripts/with-postgres.sh ctest --test-dir build-asan --output-on-failure -j 2 $(CTEST_ARGS)
 
 ## The worker pool and the server core under ThreadSanitizer.
@@ -63,7 +63,7 @@ tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=thread \
 	  -DSD_BUILD_BENCH=OFF -DSD_BUILD_EXAMPLES=OFF
 	cmake --build build-tsan -j $(JOBS)
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	SD_TEST_SLOWDOWN=8 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir build-tsan --output-on-failure -j 2 -L tsan $(CTEST_ARGS)
 
 clean:
