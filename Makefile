@@ -53,7 +53,7 @@ fuzz: deps
 
 ## The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps
-	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=address,undefined
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=address,undefined -DSD_BUILD_BENCH=ON
 	cmake --build build-asan -j $(JOBS)
 	SD_TEST_SLOWDOWN=4 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  bash scripts/with-postgres.sh ctest --test-dir build-asan --output-on-failure -j 2 $(CTEST_ARGS)
