@@ -100,7 +100,10 @@ std::variant<Envelope, DecodeError> decode_task(const Fields& f, std::string_vie
   // Pass task_data through as sent (exact numbers, no re-encoding cost).
   // A raw newline can only be whitespace between tokens; re-encode then, so that what
   // the server writes stays one line per message.
-  if (auto raw = raw_member(frame, "task_data"); raw && raw->find('\n') == std::string_view::npos) {
+  // With a duplicated key the parser keeps the last value and raw_member finds the first:
+  // forward the raw text only when it is an object too.
+  if (auto raw = raw_member(frame, "task_data");
+      raw && raw->front() == '{' && raw->find('\n') == std::string_view::npos) {
     t.task_data.assign(raw->data(), raw->size());
   } else {
     t.task_data = json::serialize(*data);
