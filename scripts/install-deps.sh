@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  g++ clang cmake ninja-build make pkg-config python3
+  g++ clang libclang-rt-14-dev cmake ninja-build make pkg-config python3
   libboost1.81-dev libboost-json1.81-dev
   libssl-dev libgmp-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev

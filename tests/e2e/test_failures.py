@@ -230,8 +230,9 @@ class LostWorkers(E2EFailureCase):
         server.assert_alive()
 
     def test_worker_busy_on_every_thread_still_answers_heartbeats(self):
+        # Sanitizer builds slow the worker's I/O thread too: scale the timeout with them.
         server, port = harness.start_server("--heartbeat-interval-ms", "100ms",
-                                            "--heartbeat-timeout-ms", "500ms")
+                                            "--heartbeat-timeout-ms", f"{int(500 * SLOWDOWN)}ms")
         worker = harness.start_worker(port, "--prefetch", "0", threads=2)
         observer, client = harness.connect(port), harness.connect(port)
         ids = ["busy-0", "busy-1"]

@@ -119,10 +119,9 @@ bool holds_non_finite(const json::value& v) {
 bool hits_known_bug(std::string_view frame, const json::value& root, const proto::Message& m) {
   if (strict()) return false;
   // Duplicate keys: decode passes through what raw_member finds, the first "task_data" /
-  // "result" written, where boost::json keeps the last (a key spelled with escapes is a
-  // duplicate raw_member cannot see); a TASK may then carry a task_data that is not an
-  // object. duplicate_task_data, duplicate_result, escaped_duplicate_task_data;
-  // DISABLED_TaskWithDuplicateTaskDataNeverCarriesANonObject in messages_test.cpp.
+  // "result" written, where boost::json validated the last (a key spelled with escapes is
+  // a duplicate raw_member cannot see), so the server forwards a payload it did not check.
+  // duplicate_task_data_objects, duplicate_result, escaped_duplicate_task_data.
   const bool payload = std::holds_alternative<proto::TaskMsg>(m) || std::holds_alternative<proto::ResultMsg>(m);
   if (payload && members_written(frame) > root.as_object().size()) return true;
   // Numbers JSON cannot write: 1e999 reads as infinity, 0e999 as NaN (Boost 1.81); a
