@@ -263,10 +263,9 @@ class Menu {
 
 // ------------------------------------------------------------------------ subcommands
 
-int run_task(const Globals& g, proto::TaskMsg task) {
-  Client client(g.connect_options());
-  const std::string id = client.submit(std::move(task));
-  const proto::ResultMsg r = client.wait_result(id, g.timeout);
+/// Prints one task's outcome as scripts expect it and returns the exit status:
+/// the result (or, with --json, the RESULT line as received) on stdout, 0; an error on stderr, 1.
+int print_result(const Globals& g, const Client& client, const proto::ResultMsg& r) {
   if (g.json) {
     std::cout << client.last_raw() << std::endl;
   } else if (r.ok) {
@@ -277,6 +276,13 @@ int run_task(const Globals& g, proto::TaskMsg task) {
     return 1;
   }
   return 0;
+}
+
+int run_task(const Globals& g, proto::TaskMsg task) {
+  Client client(g.connect_options());
+  const std::string id = client.submit(std::move(task));
+  const proto::ResultMsg r = client.wait_result(id, g.timeout);
+  return print_result(g, client, r);
 }
 
 struct BatchArgs {
@@ -332,16 +338,7 @@ int run_result(const Globals& g, const std::string& id, std::chrono::millisecond
     return 1;
   }
   const auto& r = std::get<proto::ResultMsg>(answer);
-  if (g.json) {
-    std::cout << client.last_raw() << std::endl;
-  } else if (r.ok) {
-    std::cout << r.result << std::endl;
-  }
-  if (!r.ok) {
-    std::cerr << "error: " << sd::client::error_text(r) << std::endl;
-    return 1;
-  }
-  return 0;
+  return print_result(g, client, r);
 }
 
 int run_stats(const Globals& g) {
