@@ -90,6 +90,7 @@ Server::Server(asio::io_context& io, ServerOptions options, std::unique_ptr<stor
       shutdown_timer_(io),
       purge_timer_(io),
       store_(store ? std::move(store) : store::open_store("memory")),
+      writer_(io, *store_, store_->describe() != "memory"),
       read_buffer_(256 * 1024) {}
 
 std::size_t Server::recover() {
@@ -98,6 +99,9 @@ std::size_t Server::recover() {
   dispatcher_.set_store_counts(store_->counts());
   const auto records = store_->load_unfinished();
   for (const auto& r : records) dispatcher_.restore(r, now_);
+  if (writer_.threaded()) {
+    store_->for_each_done([this](std::string_view id, std::int64_t at) { done_ids_.add(id, at); });
+  }
   // Tasks that were running are queued again: write that before anything else happens.
   store_->write(dispatcher_.take_batch());
   committed_seq_ = dispatcher_.next_seq();
@@ -120,7 +124,11 @@ void Server::start() {
   heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) on_heartbeat();
   });
-  purge_timer_.expires_after(kPurgeEvery);
+  schedule_purge(kPurgeEvery);
+}
+
+void Server::schedule_purge(std::chrono::milliseconds after) {
+  purge_timer_.expires_after(after);
   purge_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) on_purge();
   });
@@ -179,11 +187,12 @@ void Server::end_turn() {
   dispatcher_.dispatch(now_);
   // Group commit: everything the turns that were ready together accepted, dispatched and
   // finished is stored in one transaction before any of it is acknowledged, sent to a
-  // worker or forwarded. The commit runs after the other ready handlers (post).
+  // worker or forwarded. The commit starts after the other ready handlers (post), on the
+  // store's thread; while it runs, the loop goes on and gathers the next one.
   // Output that depends on nothing uncommitted (tasks for workers accepted in earlier
   // rounds, PONG, STATS, ERROR, STATUS) leaves now.
-  flush_dirty(false);
-  if (!commit_scheduled_) {
+  flush_dirty();
+  if (!commit_scheduled_ && !commit_inflight_) {
     commit_scheduled_ = true;
     asio::post(io_, [this] { commit_turns(); });
   }
@@ -191,59 +200,123 @@ void Server::end_turn() {
 
 void Server::commit_turns() {
   commit_scheduled_ = false;
-  const std::uint64_t seq = dispatcher_.next_seq();
-  persist();
-  // Committed, or the store is failing and the server serves from memory.
-  committed_seq_ = seq;
-  flush_dirty(true);
-  if (shutting_down_) check_shutdown_progress();
+  if (!commit_inflight_) start_commit();
 }
 
 void Server::needs_commit(Session& s) {
-  s.mark_needs_commit();
+  if (!s.needs_commit()) {
+    s.mark_needs_commit();
+    held_open_.push_back(s.shared_from_this());
+  }
   s.mark_dirty();
 }
 
-void Server::persist() {
+void Server::start_commit() {
   store::WriteBatch batch = dispatcher_.take_batch();
-  if (batch.empty() && pending_.empty()) return;
   if (!pending_.empty()) {
     append_ops(pending_, batch);
     batch = std::exchange(pending_, {});
-    // While the store is failing, retry at most every kStoreRetry, not every turn.
-    if (!store_healthy_ && now_ < store_retry_at_) {
-      pending_ = std::move(batch);
-      return;
-    }
   }
-  try {
-    const auto t0 = Clock::now();
-    store_->write(batch);
+  const std::uint64_t seq = dispatcher_.next_seq();
+  // While the store is failing, retry at most every kStoreRetry, not every round; the
+  // server serves from memory meanwhile (STATS says so).
+  if (batch.empty() || (!store_healthy_ && Clock::now() < store_retry_at_)) {
+    if (!batch.empty()) pending_ = std::move(batch);
+    committed_seq_ = seq;
+    auto held = std::exchange(held_open_, {});
+    for (auto& s : held) {
+      s->cut_for_commit();
+      s->committed();
+      s->flush();
+    }
+    if (shutting_down_) check_shutdown_progress();
+    return;
+  }
+  for (auto& s : held_open_) s->cut_for_commit();
+  held_cut_ = std::exchange(held_open_, {});
+  commit_inflight_ = true;
+  auto job = std::make_shared<std::pair<store::WriteBatch, StoreOutcome>>(std::move(batch), StoreOutcome{});
+  writer_.run(
+      [job](store::TaskStore& st) {
+        const auto t0 = Clock::now();
+        try {
+          st.write(job->first);
+          job->second.ok = true;
+        } catch (const store::InvalidBatchError& e) {
+          job->second.invalid = true;
+          job->second.error = e.what();
+        } catch (const std::exception& e) {
+          job->second.error = e.what();
+        }
+        job->second.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      },
+      [this, job, seq] { commit_done(std::move(job->first), job->second, seq); });
+}
+
+void Server::commit_done(store::WriteBatch batch, const StoreOutcome& outcome, std::uint64_t seq) {
+  commit_inflight_ = false;
+  begin_turn();
+  note_write(std::move(batch), outcome);
+  // Committed, or the store is failing and the server serves from memory.
+  committed_seq_ = seq;
+  auto held = std::exchange(held_cut_, {});
+  for (auto& s : held) {
+    s->committed();
+    s->flush();
+  }
+  end_turn();  // the next commit, if anything waits for one
+  if (shutting_down_) check_shutdown_progress();
+}
+
+void Server::note_write(store::WriteBatch batch, const StoreOutcome& outcome) {
+  if (outcome.ok) {
     ++store_writes_;
-    store_write_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
+    store_write_seconds_ += outcome.seconds;
     if (!store_healthy_) {
       spdlog::info("Almacén recuperado: {} operaciones pendientes guardadas", batch.size());
       store_healthy_ = true;
     }
-  } catch (const store::InvalidBatchError& e) {
+  } else if (outcome.invalid) {
     // Cannot succeed on retry (accepted tasks are checked, so this is a bug): say so.
-    spdlog::error("Almacén: lote rechazado ({} operaciones descartadas): {}", batch.size(), e.what());
-    store_last_error_ = e.what();
-  } catch (const store::StoreError& e) {
+    spdlog::error("Almacén: lote rechazado ({} operaciones descartadas): {}", batch.size(), outcome.error);
+    store_last_error_ = outcome.error;
+  } else {
     ++store_failures_;
-    store_last_error_ = e.what();
+    store_last_error_ = outcome.error;
     if (store_healthy_) {
-      spdlog::error("Almacén no disponible: {}. Se sigue atendiendo desde memoria; se reintenta", e.what());
+      spdlog::error("Almacén no disponible: {}. Se sigue atendiendo desde memoria; se reintenta", outcome.error);
       store_healthy_ = false;
     }
-    store_retry_at_ = now_ + kStoreRetry;
+    store_retry_at_ = Clock::now() + kStoreRetry;
+    // Operations recorded meanwhile are still in the dispatcher: these go first.
     pending_ = std::move(batch);
   }
 }
 
+void Server::persist_now() {
+  store::WriteBatch batch = dispatcher_.take_batch();
+  if (!pending_.empty()) {
+    append_ops(pending_, batch);
+    batch = std::exchange(pending_, {});
+  }
+  if (batch.empty()) return;
+  StoreOutcome outcome;
+  writer_.with_store([&](store::TaskStore& st) {
+    try {
+      st.write(batch);
+      outcome.ok = true;
+    } catch (const store::InvalidBatchError& e) {
+      outcome.invalid = true;
+      outcome.error = e.what();
+    } catch (const std::exception& e) {
+      outcome.error = e.what();
+    }
+  });
+  note_write(std::move(batch), outcome);
+}
+
 void Server::on_purge() {
   begin_turn();
-  bool more = false;
   const std::int64_t cutoff = wall_ms() - static_cast<std::int64_t>(options_.result_ttl.count());
   while (!recent_order_.empty()) {
     auto it = recent_.find(recent_order_.front());
@@ -251,43 +324,47 @@ void Server::on_purge() {
     if (it != recent_.end()) recent_.erase(it);
     recent_order_.pop_front();
   }
-  if (store_healthy_) {
-    try {
-      const std::int64_t n = store_->purge_results_before(cutoff, kPurgeBatch);
-      if (n > 0) {
-        dispatcher_.purged(n);
-        purged_total_ += n;
-        spdlog::debug("Almacén: {} resultados caducados borrados", n);
-      }
-      more = n >= kPurgeBatch;
-    } catch (const store::StoreError& e) {
-      spdlog::warn("Almacén: no se pudieron borrar resultados caducados: {}", e.what());
-    }
+  done_ids_.expire_before(cutoff);
+  if (store_healthy_ && !purge_inflight_) {
+    purge_inflight_ = true;
+    auto out = std::make_shared<StoreOutcome>();
+    writer_.run(
+        [out, cutoff](store::TaskStore& st) {
+          try {
+            out->purged = st.purge_results_before(cutoff, kPurgeBatch);
+            out->ok = true;
+          } catch (const std::exception& e) {
+            out->error = e.what();
+          }
+        },
+        [this, out] {
+          purge_inflight_ = false;
+          if (!out->ok) {
+            spdlog::warn("Almacén: no se pudieron borrar resultados caducados: {}", out->error);
+          } else if (out->purged > 0) {
+            dispatcher_.purged(out->purged);
+            purged_total_ += out->purged;
+            spdlog::debug("Almacén: {} resultados caducados borrados", out->purged);
+          }
+          // A full batch: more may be due; go on soon, letting the loop serve in between.
+          if (!shutting_down_) {
+            schedule_purge(out->purged >= kPurgeBatch ? std::chrono::milliseconds(10)
+                                                      : std::chrono::milliseconds(kPurgeEvery));
+          }
+        });
+  } else if (!shutting_down_) {
+    schedule_purge(kPurgeEvery);
   }
   end_turn();
-  if (shutting_down_) return;
-  // A full batch: more may be due; go on soon, letting the loop serve in between.
-  purge_timer_.expires_after(more ? std::chrono::milliseconds(10) : std::chrono::milliseconds(kPurgeEvery));
-  purge_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) on_purge();
-  });
 }
 
 void Server::schedule_flush(std::shared_ptr<Session> s) { dirty_.push_back(std::move(s)); }
 
-void Server::flush_dirty(bool committed) {
+void Server::flush_dirty() {
   // flush() may complete synchronously and schedule again: swap first.
   std::vector<std::shared_ptr<Session>> batch;
   batch.swap(dirty_);
-  for (auto& s : batch) {
-    if (committed) {
-      s->committed();
-    } else if (s->needs_commit()) {
-      dirty_.push_back(std::move(s));  // still dirty: waits for the commit
-      continue;
-    }
-    s->flush();
-  }
+  for (auto& s : batch) s->flush();  // held output stays until its commit
 }
 
 void Server::on_tick() {
@@ -492,16 +569,19 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   if (auto it = recent_.find(task_id); it != recent_.end()) {
     return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
   }
-  if (!store_healthy_) return std::nullopt;
+  if (!store_healthy_ || !may_be_stored_done(task_id)) return std::nullopt;
   try {
     const auto t0 = Clock::now();
-    auto rec = store_->find_task(task_id);
+    auto done = writer_.with_store([&](store::TaskStore& st) -> std::optional<DoneTask> {
+      auto rec = st.find_task(task_id);
+      if (!rec || rec->state != store::TaskState::done) return std::nullopt;
+      auto res = st.find_result(task_id);
+      if (!res) return std::nullopt;
+      return DoneTask{rec->task.task_type, rec->task.task_data_json, res->result_message_json};
+    });
     ++store_reads_;
     store_read_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
-    if (!rec || rec->state != store::TaskState::done) return std::nullopt;
-    auto res = store_->find_result(task_id);
-    if (!res) return std::nullopt;
-    return DoneTask{rec->task.task_type, rec->task.task_data_json, res->result_message_json};
+    return done;
   } catch (const store::StoreError& e) {
     spdlog::warn("Almacén: no se pudo leer la tarea {}: {}", task_id, e.what());
     return std::nullopt;
@@ -510,9 +590,10 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
 
 std::optional<std::string> Server::find_result_line(const std::string& task_id) {
   if (auto it = recent_.find(task_id); it != recent_.end()) return it->second.line;
-  if (!store_healthy_) return std::nullopt;
+  if (!store_healthy_ || !may_be_stored_done(task_id)) return std::nullopt;
   try {
-    if (auto r = store_->find_result(task_id)) return std::move(r->result_message_json);
+    auto r = writer_.with_store([&](store::TaskStore& st) { return st.find_result(task_id); });
+    if (r) return std::move(r->result_message_json);
   } catch (const store::StoreError& e) {
     spdlog::warn("Almacén: no se pudo leer el resultado de {}: {}", task_id, e.what());
   }
@@ -561,7 +642,12 @@ void Server::expire_waiters() {
   }
 }
 
+bool Server::may_be_stored_done(const std::string& task_id) const {
+  return !writer_.threaded() || done_ids_.may_contain(task_id);
+}
+
 void Server::result_recorded(const proto::TaskMsg& task, const std::string& line) {
+  if (writer_.threaded()) done_ids_.add(task.task_id, wall_ms());
   if (options_.recent_results > 0) {
     auto [it, inserted] = recent_.try_emplace(task.task_id);
     it->second = RecentResult{task.task_type, task.task_data.empty() ? std::string("{}") : task.task_data, line,
@@ -719,23 +805,27 @@ void Server::shutdown(std::function<void()> done) {
 
 void Server::check_shutdown_progress() {
   if (!on_shutdown_done_) return;
+  if (commit_inflight_) return;  // called again when it is done
   const bool grace_over = Clock::now() >= shutdown_deadline_;
   if (dispatcher_.running_count() > 0 && !grace_over) return;
   if (dispatcher_.running_count() > 0) {
     spdlog::warn("Plazo de gracia agotado: {} tareas en curso respondidas con server_shutdown",
                  dispatcher_.running_count());
     dispatcher_.fail_running();
-    persist();
-    flush_dirty();
   }
+  // Store what is left (also the last chance for what a failing store could not take),
+  // then let everything held for it leave.
+  persist_now();
   if (!pending_.empty()) {
-    // Last chance for what a failing store could not take.
-    store_retry_at_ = {};
-    persist();
-    if (!pending_.empty()) {
-      spdlog::error("Almacén no disponible al apagar: {} operaciones no guardadas", pending_.size());
-    }
+    spdlog::error("Almacén no disponible al apagar: {} operaciones no guardadas", pending_.size());
   }
+  committed_seq_ = dispatcher_.next_seq();
+  for (auto& s : std::exchange(held_open_, {})) {
+    s->cut_for_commit();
+    s->committed();
+    s->flush();
+  }
+  flush_dirty();
   auto done = std::move(on_shutdown_done_);
   on_shutdown_done_ = nullptr;
   tick_timer_.cancel();

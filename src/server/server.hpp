@@ -21,8 +21,10 @@
 #include "proto/frame_decoder.hpp"
 #include "proto/messages.hpp"
 #include "server/dispatcher.hpp"
+#include "server/done_id_filter.hpp"
 #include "server/server_options.hpp"
 #include "server/session.hpp"
+#include "server/store_writer.hpp"
 #include "store/task_store.hpp"
 
 namespace sd::server {
@@ -62,9 +64,6 @@ class Server final : private DispatchSink {
   void on_frame_error(Session& s, const proto::Frame& f);
   void on_closed(Session& s);
   void schedule_flush(std::shared_ptr<Session> s);
-  /// Output appended since the last commit is not stored yet: sessions must leave their
-  /// writes to the commit (mark_dirty), not start them themselves.
-  [[nodiscard]] bool commit_pending() const noexcept { return commit_scheduled_; }
   void forget(ConnId id);
 
  private:
@@ -92,16 +91,34 @@ class Server final : private DispatchSink {
     std::string line;
   };
 
-  /// Writes what the dispatcher recorded this turn (and what an earlier failed write
-  /// left) in one transaction. On failure keeps the operations for the next try.
-  void persist();
+  /// What a store job reports back to the event loop.
+  struct StoreOutcome {
+    bool ok = false;
+    bool invalid = false;  ///< the batch can never be stored (InvalidBatchError)
+    std::string error;
+    double seconds = 0;
+    std::int64_t purged = 0;
+  };
+  /// Starts the commit of everything recorded since the last one (and what an earlier
+  /// failed write left), unless one is under way: one transaction, on the store's
+  /// thread. The output held for it leaves when it is done (commit_done).
+  void start_commit();
+  void commit_done(store::WriteBatch batch, const StoreOutcome& outcome, std::uint64_t seq);
+  /// Shutdown only, with no commit under way: stores what is left, synchronously.
+  void persist_now();
+  /// Records a write's outcome: health, failure counts, what to retry.
+  void note_write(store::WriteBatch batch, const StoreOutcome& outcome);
   void on_purge();
+  void schedule_purge(std::chrono::milliseconds after);
   void handle_get_result(Session& s, const proto::GetResultMsg& m);
   void send_status(Session& s, const std::string& task_id);
   /// The stored RESULT line of a finished task (recent cache, then the store).
   std::optional<std::string> find_result_line(const std::string& task_id);
   /// A finished task under this id with its content, for idempotent resubmission.
   std::optional<DoneTask> find_done(const std::string& task_id);
+  /// Whether the store may hold a finished task under this id (false: it certainly
+  /// does not, no need to read it).
+  [[nodiscard]] bool may_be_stored_done(const std::string& task_id) const;
   void expire_waiters();
   /// Handles a TASK: idempotency against finished tasks, then the dispatcher.
   void submit(Session& s, proto::TaskMsg m);
@@ -110,13 +127,12 @@ class Server final : private DispatchSink {
   void do_accept();
   void on_tick();
   void on_heartbeat();
-  /// Writes the dirty sessions' output: all of it once the store has committed
-  /// (`committed`), else only that of sessions that hold nothing waiting for a commit.
-  void flush_dirty(bool committed = true);
+  /// Writes what the dirty sessions hold that may leave.
+  void flush_dirty();
   /// Marks `s` as holding output that needs this round's commit.
   void needs_commit(Session& s);
   /// After every handler that was ready together has run its turn: one store write for
-  /// all of them (group commit), then the output of all of them.
+  /// all of them (group commit), if none is under way.
   void commit_turns();
   bool admit(Session& s, const proto::Envelope& env);
   void handle(Session& s, proto::Envelope env);
@@ -133,6 +149,12 @@ class Server final : private DispatchSink {
   boost::asio::steady_timer shutdown_timer_;
   boost::asio::steady_timer purge_timer_;
   std::unique_ptr<store::TaskStore> store_;
+  StoreWriter writer_;        ///< runs store_'s writes (and purges) off the loop
+  DoneIdFilter done_ids_;     ///< finished ids in a durable store (threaded writer only)
+  bool commit_inflight_ = false;
+  bool purge_inflight_ = false;
+  std::vector<std::shared_ptr<Session>> held_open_;  ///< output waits for the next commit
+  std::vector<std::shared_ptr<Session>> held_cut_;   ///< output waits for the one under way
   store::WriteBatch pending_;      ///< operations a failed write left, retried first
   bool store_healthy_ = true;
   std::string store_last_error_;

@@ -93,10 +93,33 @@ void Session::mark_dirty() {
   server_.schedule_flush(shared_from_this());
 }
 
+void Session::cut_for_commit() noexcept {
+  if (!open_hold_) return;
+  open_hold_ = false;
+  cut_hold_ = true;
+  cut_end_ = out_.size();
+}
+
+void Session::committed() noexcept {
+  if (!cut_hold_) return;
+  cut_hold_ = false;
+  released_ = cut_end_;
+  cut_end_ = 0;
+}
+
 void Session::flush() {
   dirty_ = false;
   if (state_ == State::closed || !writing_.empty() || out_.empty()) return;
-  writing_.swap(out_);
+  const std::size_t n = (open_hold_ || cut_hold_) ? released_ : out_.size();
+  if (n == 0) return;
+  if (n == out_.size()) {
+    writing_.swap(out_);
+  } else {
+    writing_.assign(out_, 0, n);
+    out_.erase(0, n);
+  }
+  released_ = 0;  // n is either released_ or everything
+  if (cut_hold_) cut_end_ -= n;
   asio::async_write(socket_, asio::buffer(writing_),
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       self->on_written(ec);
@@ -110,14 +133,11 @@ void Session::on_written(const boost::system::error_code& ec) {
     return;
   }
   if (!out_.empty()) {
-    // What was appended meanwhile leaves with the next commit if it is not stored yet.
-    if (needs_commit_) {
-      mark_dirty();
-    } else {
-      flush();
-    }
-    return;
+    // What was appended meanwhile and may leave (what waits for a commit stays).
+    flush();
+    if (!writing_.empty()) return;
   }
+  if (!out_.empty()) return;
   if (state_ == State::closing) {
     finish_close();
     return;
@@ -136,11 +156,7 @@ void Session::close(bool now) {
   if (now || (out_.empty() && writing_.empty())) {
     finish_close();
   } else if (writing_.empty()) {
-    if (needs_commit_) {
-      mark_dirty();
-    } else {
-      flush();
-    }
+    flush();  // held output leaves after its commit (Server flushes it then)
   }
 }
 

@@ -35,14 +35,21 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string& output() { return out_; }
   /// Marks the session as having output to write this turn.
   void mark_dirty();
-  /// The output holds something that may leave only once the store has committed it
-  /// (an ACCEPTED, a RESULT, a TASK accepted in this round): the whole output waits
-  /// for the commit. Output without it leaves at the end of its turn.
-  void mark_needs_commit() noexcept { needs_commit_ = true; }
-  [[nodiscard]] bool needs_commit() const noexcept { return needs_commit_; }
-  /// The store committed everything this session's output depends on.
-  void committed() noexcept { needs_commit_ = false; }
-  /// Writes what is queued (called once per turn by the server).
+  // Output that may leave only once the store has committed what it tells (an ACCEPTED,
+  // a RESULT, a TASK accepted in this round) is held, with everything appended before
+  // it that has not left yet; output behind held output waits too (order is kept).
+  // Commits are cut in rounds: mark_needs_commit() holds the output for the round being
+  // gathered; cut_for_commit() says that round's commit has started (its bytes end
+  // here); committed() releases them.
+
+  /// What was appended so far waits for the commit of the round being gathered.
+  void mark_needs_commit() noexcept { open_hold_ = true; }
+  [[nodiscard]] bool needs_commit() const noexcept { return open_hold_; }
+  /// The round's commit starts: the output held for it ends at the current end.
+  void cut_for_commit() noexcept;
+  /// The commit started by the last cut_for_commit() is done: its output may leave.
+  void committed() noexcept;
+  /// Writes what may leave (called once per turn by the server, and after a commit).
   void flush();
   /// Sends what is queued, then closes. `now`: close without flushing.
   void close(bool now = false);
@@ -78,7 +85,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool loopback_peer_;
   bool authenticated_ = false;
   bool dirty_ = false;
-  bool needs_commit_ = false;
+  bool open_hold_ = false;         ///< out_ waits for the round being gathered
+  bool cut_hold_ = false;          ///< out_[0, cut_end_) waits for the commit under way
+  std::size_t cut_end_ = 0;
+  std::size_t released_ = 0;       ///< out_[0, released_) may leave despite later holds
   bool reading_paused_ = false;  ///< backpressure: too much output not yet taken
   bool read_pending_ = false;
 };

@@ -117,6 +117,19 @@ std::int64_t MemoryStore::purge_results_before(std::int64_t finished_before_ms,
   return static_cast<std::int64_t>(n);
 }
 
+void MemoryStore::for_each_done(const std::function<void(std::string_view, std::int64_t)>& f) {
+  std::vector<const Row*> done;
+  for (const auto& [id, row] : rows_) {
+    if (row.result) done.push_back(&row);
+  }
+  std::sort(done.begin(), done.end(), [](const Row* a, const Row* b) {
+    return a->result->finished_at_ms != b->result->finished_at_ms
+               ? a->result->finished_at_ms < b->result->finished_at_ms
+               : a->seq < b->seq;
+  });
+  for (const Row* r : done) f(r->record.task.task_id, r->result->finished_at_ms);
+}
+
 StoreCounts MemoryStore::counts() {
   StoreCounts c;
   for (const auto& [id, row] : rows_) {

@@ -27,6 +27,7 @@ class MemoryStore final : public TaskStore {
   std::optional<StoredResult> find_result(std::string_view task_id) override;
   std::optional<TaskRecord> find_task(std::string_view task_id) override;
   std::int64_t purge_results_before(std::int64_t finished_before_ms, std::int64_t limit) override;
+  void for_each_done(const std::function<void(std::string_view, std::int64_t)>& f) override;
   StoreCounts counts() override;
   std::string describe() const override;
 

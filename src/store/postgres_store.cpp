@@ -67,10 +67,13 @@ constexpr Prepared kPurge{"sd_purge",
                           " WHERE state = 2 AND finished_at_ms < $1::bigint"
                           " ORDER BY finished_at_ms, seq LIMIT $2::bigint)"};
 constexpr Prepared kCounts{"sd_counts", "SELECT state, count(*) FROM sd_tasks GROUP BY state"};
+constexpr Prepared kListDone{"sd_list_done",
+                             "SELECT task_id, finished_at_ms FROM sd_tasks WHERE state = 2"
+                             " ORDER BY finished_at_ms, seq"};
 constexpr Prepared kMaxSeq{"sd_max_seq",
                            "SELECT COALESCE(MAX(seq), 0) FROM sd_tasks WHERE state < 2"};
 constexpr std::array kAllPrepared{kUpsert,   kFinish,     kUpdate, kDelete, kLoad,
-                                  kFindTask, kFindResult, kPurge,  kCounts, kMaxSeq};
+                                  kFindTask, kFindResult, kPurge,  kCounts, kListDone, kMaxSeq};
 
 struct ResultClear {
   void operator()(PGresult* r) const noexcept { PQclear(r); }
@@ -513,6 +516,14 @@ std::int64_t PostgresStore::purge_results_before(std::int64_t finished_before_ms
         impl_->run(kPurge.name, {std::to_string(finished_before_ms), std::to_string(limit)});
     const char* n = PQcmdTuples(r.get());
     return static_cast<std::int64_t>(std::strtoll(n, nullptr, 10));
+  });
+}
+
+void PostgresStore::for_each_done(const std::function<void(std::string_view, std::int64_t)>& f) {
+  impl_->call("for_each_done", [&] {
+    const PgResult r = impl_->run(kListDone.name, {});
+    for (int i = 0; i < PQntuples(r.get()); ++i) f(text_at(r.get(), i, 0), int64_at(r.get(), i, 1));
+    return 0;
   });
 }
 

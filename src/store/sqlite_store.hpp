@@ -3,8 +3,10 @@
 ///
 /// The file is in WAL mode with synchronous=NORMAL: a committed write() survives a crash
 /// of the process (what the server needs); a power loss may lose the last few commits
-/// but never corrupts the file. Other processes may read the file while the server runs
-/// (sqlite3 CLI); a second writer waits up to busy_timeout_ms, then write() fails.
+/// but never corrupts the file. The connection holds an exclusive lock from its first
+/// access until it closes (locking_mode=EXCLUSIVE): no other process reads or writes
+/// the file meanwhile; a second store on the same file waits up to busy_timeout_ms,
+/// then fails to open ("database is locked"). Stop the server to inspect the file.
 ///
 /// One connection, opened in the constructor; statements are prepared once and reused,
 /// and every value is a bound parameter. A write() is one BEGIN IMMEDIATE ... COMMIT.
@@ -40,6 +42,7 @@ class SqliteStore final : public TaskStore {
   std::optional<StoredResult> find_result(std::string_view task_id) override;
   std::optional<TaskRecord> find_task(std::string_view task_id) override;
   std::int64_t purge_results_before(std::int64_t finished_before_ms, std::int64_t limit) override;
+  void for_each_done(const std::function<void(std::string_view, std::int64_t)>& f) override;
   StoreCounts counts() override;
   std::string describe() const override;
 

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -177,6 +178,10 @@ class TaskStore {
   /// bounded transaction. limit <= 0 deletes nothing.
   virtual std::int64_t purge_results_before(std::int64_t finished_before_ms,
                                             std::int64_t limit) = 0;
+
+  /// Calls `f(task_id, finished_at_ms)` for every done task, oldest finish first (ties in
+  /// the order they were stored). For a server's in-memory index of finished ids at start.
+  virtual void for_each_done(const std::function<void(std::string_view, std::int64_t)>& f) = 0;
 
   /// Number of stored tasks per state. Costs a scan of an index: for startup and
   /// diagnostics, not for every STATS request.

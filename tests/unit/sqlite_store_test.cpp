@@ -203,23 +203,26 @@ TEST(SqliteStore, DiskFullWriteFailsWholeAndSucceedsOnceThereIsRoom) {
   EXPECT_EQ(store.counts(), (StoreCounts{2000, 1, 0}));
 }
 
-TEST(SqliteStore, WriteWhileAnotherProcessHoldsTheLockFailsThenSucceeds) {
+TEST(SqliteStore, AnOpenStoreKeepsEveryOtherConnectionOffItsFile) {
   SqliteEnv env;
-  SqliteStore store(env.file(), SqliteOptions{.busy_timeout_ms = 50});
-  RawDb other(env.file());
-  other.exec("BEGIN IMMEDIATE");
+  auto first = std::make_unique<SqliteStore>(env.file(), SqliteOptions{.busy_timeout_ms = 50});
   WriteBatch b;
   b.add_task(task("a"));
+  first->write(b);
+  // A second server on the same data directory fails to start, with the cause.
   try {
-    store.write(b);
-    FAIL() << "the write should time out on the lock";
+    SqliteStore second(env.file(), SqliteOptions{.busy_timeout_ms = 50});
+    FAIL() << "a second store on the same file should be refused";
   } catch (const StoreError& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "sqlite store at " + env.file() + ": write failed: database is locked");
+    EXPECT_EQ(std::string(e.what()), "cannot open sqlite store at " + env.file() + ": database is locked");
   }
-  other.exec("COMMIT");
-  store.write(b);
-  EXPECT_EQ(store.counts(), (StoreCounts{1, 0, 0}));
+  RawDb other(env.file());
+  EXPECT_THROW(other.exec("SELECT count(*) FROM sd_tasks"), std::runtime_error);
+  // The first one goes on undisturbed; once it is closed, the file is free.
+  first->write(b);
+  EXPECT_EQ(first->counts(), (StoreCounts{1, 0, 0}));
+  first.reset();
+  EXPECT_EQ(other.exec("SELECT count(*) FROM sd_tasks"), "1");
 }
 
 TEST(SqliteStore, CommittedWritesSurviveAProcessKilledWithoutClosing) {

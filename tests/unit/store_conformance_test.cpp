@@ -387,6 +387,25 @@ TEST_P(StoreConformance, PurgeDeletesOldestResultsUpToLimit) {
   EXPECT_EQ(store().counts(), (StoreCounts{1, 1, 0}));
 }
 
+TEST_P(StoreConformance, ForEachDoneListsFinishedTasksOldestFirst) {
+  WriteBatch b;
+  b.add_task(make_task("late"));
+  b.finish(make_result("late", 30));
+  b.add_task(make_task("early"));
+  b.finish(make_result("early", 10));
+  b.add_task(make_task("tie-first"));
+  b.finish(make_result("tie-first", 20));
+  b.finish(make_result("tie-second", 20));  // a result whose task was never stored
+  b.add_task(make_task("queued"));
+  b.add_task(make_task("running"));
+  b.start("running", 1);
+  store().write(b);
+  std::vector<std::pair<std::string, std::int64_t>> seen;
+  store().for_each_done([&](std::string_view id, std::int64_t at) { seen.emplace_back(id, at); });
+  EXPECT_EQ(seen, (std::vector<std::pair<std::string, std::int64_t>>{
+                      {"early", 10}, {"tie-first", 20}, {"tie-second", 20}, {"late", 30}}));
+}
+
 TEST_P(StoreConformance, PurgeWithNonPositiveLimitDeletesNothing) {
   WriteBatch b;
   b.finish(make_result("a", 1));

@@ -1,0 +1,72 @@
+#pragma once
+/// Runs the server's store work off its event loop, so that a commit never stalls the
+/// network: while one group commit is on disk (or on its way to PostgreSQL), the loop
+/// goes on reading, dispatching and gathering the next batch.
+///
+/// Jobs run one at a time, in the order they were handed in, on a thread of their own;
+/// each job's completion is posted back to the io_context. In inline mode (the memory
+/// store, where a commit costs less than a thread hand-off) jobs run at once on the
+/// calling thread and their completion is called before run() returns.
+///
+/// Thread-safety: run() and with_store() are called from the event-loop thread only.
+/// The store is touched by one thread at a time: the job thread while a job runs, the
+/// caller of with_store() otherwise.
+
+#include <boost/asio/io_context.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "store/task_store.hpp"
+
+namespace sd::server {
+
+class StoreWriter {
+ public:
+  using Job = std::function<void(store::TaskStore&)>;
+
+  /// `threaded`: run jobs on a thread of their own; else inline.
+  StoreWriter(boost::asio::io_context& io, store::TaskStore& store, bool threaded);
+  /// Finishes the jobs handed in, then joins the thread. Completions not yet run are
+  /// dropped with the io_context's queue.
+  ~StoreWriter();
+
+  StoreWriter(const StoreWriter&) = delete;
+  StoreWriter& operator=(const StoreWriter&) = delete;
+
+  /// Runs `job` with the store, then `done` on the event loop. `job` must not throw
+  /// (catch the store's errors inside it and report them through captured state).
+  void run(Job job, std::function<void()> done);
+
+  /// Runs `f` with the store on the calling thread, once no job is running (waits for
+  /// the one running, if any; jobs queued behind it wait for `f`).
+  template <class F>
+  decltype(auto) with_store(F&& f) {
+    std::unique_lock lock(store_mu_);
+    return std::forward<F>(f)(store_);
+  }
+
+  [[nodiscard]] bool threaded() const noexcept { return threaded_; }
+
+ private:
+  struct Entry {
+    Job job;
+    std::function<void()> done;
+  };
+  void loop();
+
+  boost::asio::io_context& io_;
+  store::TaskStore& store_;
+  const bool threaded_;
+  std::mutex store_mu_;  ///< held while the store is in use
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Entry> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sd::server
