@@ -66,10 +66,11 @@ int main(int argc, char** argv) {
       ->envname("SD_TOKEN");
   app.add_flag("--insecure", opt.insecure, "Without --token, also serve peers that are not on loopback");
   app.add_option("--store", store_uri,
-                 "Where tasks and results are kept: memory, sqlite:PATH or postgresql://user:pass@host:port/db "
-                 "(default: sqlite:<data-dir>/sd.db when --data-dir is given, else memory)");
-  auto* dd = app.add_option("--data-dir", data_dir, "Keep tasks and results in SQLite in this folder (created if missing)")
-                 ->capture_default_str();
+                 "Where tasks and results are kept: memory (nothing survives a restart), sqlite:PATH or "
+                 "postgresql://user:pass@host:port/db (default: sqlite:<data-dir>/sd.db; env SD_STORE)")
+      ->envname("SD_STORE");
+  app.add_option("--data-dir", data_dir, "Folder of the default SQLite store (created if missing)")
+      ->capture_default_str();
   app.add_option("--result-ttl", result_ttl, "How long results are kept (e.g. 30m, 24h)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
@@ -88,9 +89,6 @@ int main(int argc, char** argv) {
   }
   raise_fd_limit(opt.max_connections);
 
-  // Durable by choice for now: SQLite costs too much throughput to be the default until
-  // its writes leave the event-loop thread (see the README's "Stores").
-  if (store_uri.empty() && dd->count() == 0) store_uri = "memory";
   if (store_uri.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(data_dir, ec);

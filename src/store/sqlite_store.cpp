@@ -187,7 +187,11 @@ struct SqliteStore::Impl {
     try {
       open(options);
     } catch (const StoreError& e) {
-      throw StoreError("cannot open sqlite store at " + display + ": " + e.what());
+      std::string hint;
+      if (db && (sqlite3_extended_errcode(db.get()) & 0xff) == SQLITE_BUSY) {
+        hint = " (another process has it open: is another server using this data directory?)";
+      }
+      throw StoreError("cannot open sqlite store at " + display + ": " + e.what() + hint);
     }
   }
 

@@ -8,6 +8,7 @@ scripts/with-postgres.sh).
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -274,6 +275,35 @@ class SqliteDurability(DurabilityScenarios, E2ETestCase):
         line = proc.wait_for_line(r"\[INFO\] Almacén: sqlite:(\S+)").group(1)
         self.assertEqual(line, os.path.join(data, "sd.db"))
         self.assertTrue(os.path.exists(os.path.join(data, "sd.db")))
+
+
+    def test_plain_servidor_keeps_its_data_in_sqlite_under_sd_data(self):
+        cwd = tempfile.mkdtemp(prefix="sd-plain-")
+        self.addCleanup(shutil.rmtree, cwd, True)
+        env = {"SD_STORE": ""}   # whatever the caller's environment says
+        proc = harness.Proc([harness.binary("servidor"), "--host", "127.0.0.1", "--port", "0"],
+                            env=env, cwd=cwd, name="servidor")
+        proc.wait_for_line(harness.SERVER_READY)
+        db = os.path.join(os.path.realpath(cwd), "sd-data", "sd.db")
+        self.assertEqual(proc.wait_for_line(r"\[INFO\] Almacén: sqlite:(\S+)").group(1), db)
+        # One server per database: a second one on the same folder says why it cannot start.
+        second = harness.Proc([harness.binary("servidor"), "--host", "127.0.0.1", "--port", "0"],
+                              env=env, cwd=cwd, name="servidor-2")
+        self.assertEqual(second.wait_exit(timeout=30), 1, second.output())
+        self.assertIn("database is locked (another process has it open: is another server using "
+                      "this data directory?)", second.output())
+        self.assertNotIn("Servidor iniciado", second.output())
+        # The first one is undisturbed.
+        conn = harness.connect(int(re.search(harness.SERVER_READY, proc.output()).group(1)))
+        self.assertEqual(conn.request({"type": "PING"}).get("type"), "PONG")
+
+    def test_sd_store_environment_variable_chooses_the_store(self):
+        cwd = tempfile.mkdtemp(prefix="sd-env-")
+        self.addCleanup(shutil.rmtree, cwd, True)
+        proc = harness.Proc([harness.binary("servidor"), "--host", "127.0.0.1", "--port", "0"],
+                            env={"SD_STORE": "memory"}, cwd=cwd, name="servidor")
+        self.assertEqual(proc.wait_for_line(r"\[INFO\] Almacén: (\S+)").group(1), "memory")
+        self.assertFalse(os.path.exists(os.path.join(cwd, "sd-data")))
 
 
 @unittest.skipUnless(PG_URI, NO_PG)

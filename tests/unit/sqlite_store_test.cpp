@@ -214,7 +214,9 @@ TEST(SqliteStore, AnOpenStoreKeepsEveryOtherConnectionOffItsFile) {
     SqliteStore second(env.file(), SqliteOptions{.busy_timeout_ms = 50});
     FAIL() << "a second store on the same file should be refused";
   } catch (const StoreError& e) {
-    EXPECT_EQ(std::string(e.what()), "cannot open sqlite store at " + env.file() + ": database is locked");
+    EXPECT_EQ(std::string(e.what()), "cannot open sqlite store at " + env.file() +
+                                         ": database is locked (another process has it open: is another "
+                                         "server using this data directory?)");
   }
   RawDb other(env.file());
   EXPECT_THROW(other.exec("SELECT count(*) FROM sd_tasks"), std::runtime_error);
