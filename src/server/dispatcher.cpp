@@ -81,17 +81,19 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
   } else {
     clients_.try_emplace(client);
   }
-  store::StoredTask st;
-  st.task_id = entry.msg.task_id;
-  st.task_type = entry.msg.task_type;
-  st.task_data_json = entry.msg.task_data.empty() ? std::string("{}") : entry.msg.task_data;
-  st.priority = entry.msg.priority;
-  st.timeout_ms = entry.msg.timeout_ms;
-  st.max_retries = entry.msg.max_retries.value_or(options_.default_max_retries);
-  st.attempt = 0;
-  st.async = entry.keep_result;
-  st.created_at_ms = wall_ms_;
-  batch_.add_task(std::move(st));
+  if (options_.record_store_ops) {
+    store::StoredTask st;
+    st.task_id = entry.msg.task_id;
+    st.task_type = entry.msg.task_type;
+    st.task_data_json = entry.msg.task_data.empty() ? std::string("{}") : entry.msg.task_data;
+    st.priority = entry.msg.priority;
+    st.timeout_ms = entry.msg.timeout_ms;
+    st.max_retries = entry.msg.max_retries.value_or(options_.default_max_retries);
+    st.attempt = 0;
+    st.async = entry.keep_result;
+    st.created_at_ms = wall_ms_;
+    batch_.add_task(std::move(st));
+  }
   entry.stored = TaskEntry::Stored::queued;
   ++store_counts_.queued;
   enqueue(entry, false);
@@ -156,12 +158,12 @@ void Dispatcher::record_finish(TaskEntry& task, const proto::ResultMsg& sent) {
   if (!r.result_message_json.empty() && r.result_message_json.back() == '\n') r.result_message_json.pop_back();
   r.finished_at_ms = wall_ms_;
   sink_.result_recorded(task.msg, r.result_message_json);
-  batch_.finish(std::move(r));
+  if (options_.record_store_ops) batch_.finish(std::move(r));
   set_stored(task, TaskEntry::Stored::done);
 }
 
 void Dispatcher::record_drop(TaskEntry& task) {
-  batch_.drop(task.msg.task_id);
+  if (options_.record_store_ops) batch_.drop(task.msg.task_id);
   auto& n = task.stored == TaskEntry::Stored::queued    ? store_counts_.queued
             : task.stored == TaskEntry::Stored::running ? store_counts_.running
                                                         : store_counts_.done;
@@ -320,7 +322,7 @@ void Dispatcher::worker_gone(ConnId conn) {
     }
     if (!accepting_ && t->keep_result) {
       // Kept for the next start, like the queued ones.
-      batch_.requeue(t->msg.task_id);
+      if (options_.record_store_ops) batch_.requeue(t->msg.task_id);
       set_stored(*t, TaskEntry::Stored::queued);
       erase(*t);
       continue;
@@ -337,7 +339,7 @@ void Dispatcher::worker_gone(ConnId conn) {
                std::to_string(max_retries) + ")");
       continue;
     }
-    batch_.requeue(t->msg.task_id);
+    if (options_.record_store_ops) batch_.requeue(t->msg.task_id);
     set_stored(*t, TaskEntry::Stored::queued);
     enqueue(*t, true);
     ++counters_.requeued;
@@ -426,7 +428,7 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
   ++running_;
   if (ClientInfo* c = client_info(task.client)) --c->queued;
   task.msg.attempt = task.attempt;
-  batch_.start(task.msg.task_id, task.attempt);
+  if (options_.record_store_ops) batch_.start(task.msg.task_id, task.attempt);
   set_stored(task, TaskEntry::Stored::running);
   sink_.send_task(worker.conn, task.msg);
 }

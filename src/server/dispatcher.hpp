@@ -41,6 +41,9 @@ struct DispatcherOptions {
   int default_prefetch = -1;                 ///< extra slots per worker; -1: twice its threads
   std::chrono::milliseconds queue_timeout{60'000};  ///< for types no connected worker runs
   std::string id_prefix = "t";               ///< server-made task ids: <prefix>-<n>
+  /// Record what happens as store operations (take_batch()); off for a server that keeps
+  /// nothing (the memory store), which saves a copy of every task and result.
+  bool record_store_ops = true;
 };
 
 /// A worker as the dispatcher sees it.
@@ -102,7 +105,11 @@ class Dispatcher {
 
   // --- the store ---------------------------------------------------------------------
   /// What happened since the last take_batch(), as store operations in order.
-  [[nodiscard]] store::WriteBatch take_batch() { return std::exchange(batch_, {}); }
+  [[nodiscard]] store::WriteBatch take_batch() {
+    store::WriteBatch taken = std::exchange(batch_, {});
+    batch_.reserve(taken.size());  // the next round is likely as big
+    return taken;
+  }
   [[nodiscard]] const store::WriteBatch& batch() const noexcept { return batch_; }
   /// Wall-clock time (ms since the epoch) for the timestamps of stored records.
   void set_wall_clock_ms(std::int64_t ms) noexcept { wall_ms_ = ms; }

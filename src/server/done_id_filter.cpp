@@ -5,21 +5,63 @@
 namespace sd::server {
 
 std::uint64_t DoneIdFilter::fingerprint(std::string_view id) noexcept {
-  return static_cast<std::uint64_t>(std::hash<std::string_view>{}(id));
+  const auto h = static_cast<std::uint64_t>(std::hash<std::string_view>{}(id));
+  return h == 0 ? 1 : h;  // 0 marks an empty slot
+}
+
+std::size_t DoneIdFilter::find(std::uint64_t fp) const noexcept {
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = (fp * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+  while (slots_[i].fingerprint != 0 && slots_[i].fingerprint != fp) i = (i + 1) & mask;
+  return i;
+}
+
+void DoneIdFilter::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
+  for (const Slot& s : old) {
+    if (s.fingerprint != 0) slots_[find(s.fingerprint)] = s;
+  }
 }
 
 void DoneIdFilter::add(std::string_view id, std::int64_t finished_at_ms) {
+  if ((used_ + 1) * 2 > slots_.size()) grow();
   const std::uint64_t fp = fingerprint(id);
   order_.push_back(Added{fp, finished_at_ms});
-  ++counts_[fp];
+  Slot& s = slots_[find(fp)];
+  if (s.fingerprint == 0) {
+    s.fingerprint = fp;
+    ++used_;
+  }
+  ++s.count;
 }
 
-bool DoneIdFilter::may_contain(std::string_view id) const { return counts_.contains(fingerprint(id)); }
+bool DoneIdFilter::may_contain(std::string_view id) const {
+  return !slots_.empty() && slots_[find(fingerprint(id))].fingerprint != 0;
+}
+
+void DoneIdFilter::erase_slot(std::size_t i) noexcept {
+  // Backward-shift deletion: later entries of the same probe run move up, so lookups
+  // never stop early at the hole.
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t hole = i;
+  for (std::size_t j = (i + 1) & mask; slots_[j].fingerprint != 0; j = (j + 1) & mask) {
+    const std::size_t home = (slots_[j].fingerprint * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+    // Move j into the hole if its home is not in (hole, j] (cyclically).
+    const bool home_in_between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (!home_in_between) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = Slot{};
+  --used_;
+}
 
 void DoneIdFilter::expire_before(std::int64_t cutoff_ms) {
   while (!order_.empty() && order_.front().finished_at_ms < cutoff_ms) {
-    auto it = counts_.find(order_.front().fingerprint);
-    if (it != counts_.end() && --it->second == 0) counts_.erase(it);
+    const std::size_t i = find(order_.front().fingerprint);
+    if (slots_[i].fingerprint != 0 && --slots_[i].count == 0) erase_slot(i);
     order_.pop_front();
   }
 }

@@ -9,7 +9,8 @@
 /// It keeps a 64-bit fingerprint of each id with the time the task finished, and drops
 /// those older than the result TTL (the store purges them too). may_contain() has no
 /// false negatives for ids added and not expired; a false positive (a fingerprint
-/// collision, an id finished twice) only costs one store read.
+/// collision, an id finished twice) only costs one store read. About 40 bytes per id:
+/// an open-addressing table of fingerprints and counts, and the expiry order.
 ///
 /// Thread-safety: none; the server's event-loop thread owns it.
 
@@ -17,7 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 namespace sd::server {
 
@@ -36,10 +37,18 @@ class DoneIdFilter {
     std::uint64_t fingerprint;
     std::int64_t finished_at_ms;
   };
+  struct Slot {
+    std::uint64_t fingerprint = 0;  ///< 0: empty
+    std::uint32_t count = 0;        ///< times added and not expired
+  };
   static std::uint64_t fingerprint(std::string_view id) noexcept;
+  [[nodiscard]] std::size_t find(std::uint64_t fp) const noexcept;  ///< its slot, or an empty one
+  void grow();
+  void erase_slot(std::size_t i) noexcept;
 
   std::deque<Added> order_;
-  std::unordered_map<std::uint64_t, std::uint32_t> counts_;  ///< fingerprint -> times added
+  std::vector<Slot> slots_;  ///< linear probing; size a power of two, at most half full
+  std::size_t used_ = 0;
 };
 
 }  // namespace sd::server

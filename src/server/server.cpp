@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +19,7 @@ DispatcherOptions dispatcher_options(const ServerOptions& o, bool durable) {
   d.max_queued = o.max_queued;
   d.default_max_retries = o.default_max_retries;
   d.queue_timeout = o.queue_timeout;
+  d.record_store_ops = durable;
   if (durable) {
     // Server-made ids must not collide with those of earlier runs kept in the store:
     // t-<start time in base 36>-N.
@@ -83,14 +85,15 @@ bool must_authenticate(const ServerOptions& o, const Session& s) {
 Server::Server(asio::io_context& io, ServerOptions options, std::unique_ptr<store::TaskStore> store)
     : io_(io),
       options_(std::move(options)),
-      dispatcher_(dispatcher_options(options_, store != nullptr && store->describe() != "memory"), *this),
+      durable_(store != nullptr && store->describe() != "memory"),
+      dispatcher_(dispatcher_options(options_, durable_), *this),
       acceptor_(io),
       tick_timer_(io),
       heartbeat_timer_(io),
       shutdown_timer_(io),
       purge_timer_(io),
       store_(store ? std::move(store) : store::open_store("memory")),
-      writer_(io, *store_, store_->describe() != "memory"),
+      writer_(io, *store_, durable_),
       read_buffer_(256 * 1024) {}
 
 std::size_t Server::recover() {
@@ -99,7 +102,7 @@ std::size_t Server::recover() {
   dispatcher_.set_store_counts(store_->counts());
   const auto records = store_->load_unfinished();
   for (const auto& r : records) dispatcher_.restore(r, now_);
-  if (writer_.threaded()) {
+  if (durable_) {
     store_->for_each_done([this](std::string_view id, std::int64_t at) { done_ids_.add(id, at); });
   }
   // Tasks that were running are queued again: write that before anything else happens.
@@ -336,6 +339,9 @@ void Server::on_purge() {
           } catch (const std::exception& e) {
             out->error = e.what();
           }
+          // Give back to the system what big commits left free (a burst of accepted
+          // tasks is held twice until its commit: in the dispatcher and in the batch).
+          ::malloc_trim(0);
         },
         [this, out] {
           purge_inflight_ = false;
@@ -566,6 +572,9 @@ void Server::submit(Session& s, proto::TaskMsg m) {
 }
 
 std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
+  // A durable server files every finished id in done_ids_ (recent ones included): an id
+  // it does not know is new, with no lookup at all.
+  if (durable_ && !done_ids_.may_contain(task_id)) return std::nullopt;
   if (auto it = recent_.find(task_id); it != recent_.end()) {
     return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
   }
@@ -643,11 +652,11 @@ void Server::expire_waiters() {
 }
 
 bool Server::may_be_stored_done(const std::string& task_id) const {
-  return !writer_.threaded() || done_ids_.may_contain(task_id);
+  return durable_ && done_ids_.may_contain(task_id);
 }
 
 void Server::result_recorded(const proto::TaskMsg& task, const std::string& line) {
-  if (writer_.threaded()) done_ids_.add(task.task_id, wall_ms());
+  if (durable_) done_ids_.add(task.task_id, wall_ms());
   if (options_.recent_results > 0) {
     auto [it, inserted] = recent_.try_emplace(task.task_id);
     it->second = RecentResult{task.task_type, task.task_data.empty() ? std::string("{}") : task.task_data, line,

@@ -142,6 +142,10 @@ class Server final : private DispatchSink {
 
   boost::asio::io_context& io_;
   ServerOptions options_;
+  /// A store that keeps tasks across restarts: every change is recorded and committed
+  /// (on the writer's thread). Without one (memory), nothing is recorded; finished
+  /// results live only in the recent-results cache.
+  const bool durable_;
   Dispatcher dispatcher_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer tick_timer_;
@@ -150,7 +154,7 @@ class Server final : private DispatchSink {
   boost::asio::steady_timer purge_timer_;
   std::unique_ptr<store::TaskStore> store_;
   StoreWriter writer_;        ///< runs store_'s writes (and purges) off the loop
-  DoneIdFilter done_ids_;     ///< finished ids in a durable store (threaded writer only)
+  DoneIdFilter done_ids_;     ///< finished ids in a durable store
   bool commit_inflight_ = false;
   bool purge_inflight_ = false;
   std::vector<std::shared_ptr<Session>> held_open_;  ///< output waits for the next commit

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "store/batch_plan.hpp"
 #include "store/migrations.hpp"
@@ -174,7 +175,7 @@ struct SqliteStore::Impl {
   std::int64_t next_seq = 1;
 
   Statement begin, commit, rollback;
-  Statement delete_task, upsert, update_state, finish;
+  Statement delete_task, upsert, update_state, finish, finish_stored;
   Statement load, find_task, find_result, purge, counts, list_done, max_seq;
 
   Impl(std::string p, const SqliteOptions& options) : path(std::move(p)) {
@@ -196,6 +197,10 @@ struct SqliteStore::Impl {
   }
 
   void open(const SqliteOptions& options) {
+    // No global memory statistics: they put a mutex on every allocation SQLite makes.
+    // Only possible before SQLite initialises; if someone else did, it stays as it is.
+    static std::once_flag configured;
+    std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(
         path.c_str(), &raw,
@@ -230,7 +235,6 @@ struct SqliteStore::Impl {
       }
     }
     exec(raw, "PRAGMA synchronous=NORMAL");
-    exec(raw, "PRAGMA cache_size=-8192");  // KiB: 8 MiB of page cache
     migrate();
 
     begin = Statement(raw, "BEGIN IMMEDIATE");
@@ -248,6 +252,9 @@ struct SqliteStore::Impl {
                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                             " ON CONFLICT (task_id) DO UPDATE SET state = 2,"
                             " result = excluded.result, finished_at_ms = excluded.finished_at_ms");
+    finish_stored = Statement(raw,
+                              "UPDATE sd_tasks SET state = 2, result = ?2, finished_at_ms = ?3"
+                              " WHERE task_id = ?1");
     load = Statement(raw, "SELECT " SD_TASK_COLUMNS
                           " FROM sd_tasks WHERE state < 2"
                           " ORDER BY priority DESC, created_at_ms, seq");
@@ -352,6 +359,15 @@ struct SqliteStore::Impl {
       use->step();
     }
     for (const detail::PlannedFinish& f : plan.finishes) {
+      {
+        // The task is almost always stored: a plain update, cheaper than an upsert.
+        Use use(finish_stored);
+        use->bind(1, f.result.task_id);
+        use->bind(2, f.result.result_message_json);
+        use->bind(3, f.result.finished_at_ms);
+        use->step();
+        if (sqlite3_changes(db.get()) > 0) continue;
+      }
       const StoredTask placeholder = detail::result_only_task(f.result);
       Use use(finish);
       bind_row(finish, placeholder, TaskState::done, &f.result,

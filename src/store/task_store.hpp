@@ -113,6 +113,7 @@ class WriteBatch {
   void finish(StoredResult result) { ops_.emplace_back(Finish{std::move(result)}); }
   void drop(std::string task_id) { ops_.emplace_back(Drop{std::move(task_id)}); }
 
+  void reserve(std::size_t n) { ops_.reserve(n); }
   bool empty() const noexcept { return ops_.empty(); }
   std::size_t size() const noexcept { return ops_.size(); }
   void clear() noexcept { ops_.clear(); }

@@ -54,3 +54,22 @@ TEST(DoneIdFilter, ManyIdsHaveNoFalseNegatives) {
 
 }  // namespace
 }  // namespace sd::server
+
+namespace sd::server {
+namespace {
+
+TEST(DoneIdFilter, ExpiringHalfOfManyKeepsEveryOtherReachable) {
+  // Deletions in a probing table must not hide the entries that probed past them.
+  DoneIdFilter f;
+  for (int i = 0; i < 50000; ++i) f.add("id-" + std::to_string(i), i);
+  f.expire_before(25000);
+  for (int i = 0; i < 25000; ++i) ASSERT_FALSE(f.may_contain("id-" + std::to_string(i))) << i;
+  for (int i = 25000; i < 50000; ++i) ASSERT_TRUE(f.may_contain("id-" + std::to_string(i))) << i;
+  for (int i = 50000; i < 60000; ++i) f.add("id-" + std::to_string(i), i);
+  f.expire_before(60000);
+  EXPECT_EQ(f.size(), 0U);
+  for (int i = 0; i < 60000; i += 7) ASSERT_FALSE(f.may_contain("id-" + std::to_string(i))) << i;
+}
+
+}  // namespace
+}  // namespace sd::server
