@@ -207,7 +207,8 @@ void Server::commit_turns() {
 }
 
 void Server::needs_commit(Session& s) {
-  if (!s.needs_commit()) {
+  // Nothing is ever committed without a durable store: the output leaves this turn.
+  if (durable_ && !s.needs_commit()) {
     s.mark_needs_commit();
     held_open_.push_back(s.shared_from_this());
   }

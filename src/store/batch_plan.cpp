@@ -29,14 +29,14 @@ struct Effect {
   PlannedRow row;
   std::optional<TaskState> state;
   std::optional<std::uint32_t> attempt;
-  std::optional<StoredResult> result;
+  const StoredResult* result = nullptr;
 
   void set_row(PlannedRow r) {
     kind = Kind::row;
-    row = std::move(r);
+    row = r;
     state.reset();
     attempt.reset();
-    result.reset();
+    result = nullptr;
   }
 };
 
@@ -84,6 +84,7 @@ StoredTask result_only_task(const StoredResult& result) {
 
 BatchPlan plan_batch(const WriteBatch& batch) {
   validate_batch(batch);
+  BatchPlan plan;
   const auto& ops = batch.ops();
   std::unordered_map<std::string_view, Effect> effects;
   effects.reserve(ops.size());
@@ -99,7 +100,7 @@ BatchPlan plan_batch(const WriteBatch& batch) {
           using T = std::decay_t<decltype(o)>;
           using Kind = Effect::Kind;
           if constexpr (std::is_same_v<T, WriteBatch::AddTask>) {
-            effect_of(o.task.task_id, i).set_row(PlannedRow{o.task, TaskState::queued, {}, i});
+            effect_of(o.task.task_id, i).set_row(PlannedRow{&o.task, o.task.attempt, TaskState::queued, nullptr, i});
           } else if constexpr (std::is_same_v<T, WriteBatch::Start> ||
                                std::is_same_v<T, WriteBatch::Requeue>) {
             constexpr bool is_start = std::is_same_v<T, WriteBatch::Start>;
@@ -107,7 +108,7 @@ BatchPlan plan_batch(const WriteBatch& batch) {
             if (e.kind == Kind::row) {
               if (e.row.state != TaskState::done) {
                 e.row.state = is_start ? TaskState::running : TaskState::queued;
-                if constexpr (is_start) e.row.task.attempt = o.attempt;
+                if constexpr (is_start) e.row.attempt = o.attempt;
               }
             } else if (e.kind != Kind::deleted && !e.result) {
               e.kind = Kind::delta;
@@ -118,20 +119,21 @@ BatchPlan plan_batch(const WriteBatch& batch) {
             Effect& e = effect_of(o.result.task_id, i);
             if (e.kind == Kind::row) {
               e.row.state = TaskState::done;
-              e.row.result = o.result;
+              e.row.result = &o.result;
             } else if (e.kind == Kind::deleted) {
-              e.set_row(PlannedRow{result_only_task(o.result), TaskState::done, o.result, i});
+              const StoredTask& made = plan.made.emplace_back(result_only_task(o.result));
+              e.set_row(PlannedRow{&made, made.attempt, TaskState::done, &o.result, i});
             } else {
               e.kind = Kind::delta;
               if (!e.result) e.finish_pos = i;
-              e.result = o.result;
+              e.result = &o.result;
             }
           } else if constexpr (std::is_same_v<T, WriteBatch::Drop>) {
             Effect& e = effect_of(o.task_id, i);
             e.kind = Kind::deleted;
             e.state.reset();
             e.attempt.reset();
-            e.result.reset();
+            e.result = nullptr;
           }
         },
         ops[i]);
@@ -145,7 +147,6 @@ BatchPlan plan_batch(const WriteBatch& batch) {
     return a.second->first_seen < b.second->first_seen;
   });
 
-  BatchPlan plan;
   std::vector<PlannedRow*> rows;
   for (auto& [id, e] : ordered) {
     switch (e->kind) {
@@ -158,15 +159,15 @@ BatchPlan plan_batch(const WriteBatch& batch) {
         rows.push_back(&e->row);
         break;
       case Effect::Kind::delta:
-        if (e->state) plan.updates.push_back(PlannedUpdate{std::string(id), *e->state, e->attempt});
-        if (e->result) plan.finishes.push_back(PlannedFinish{std::move(*e->result), e->finish_pos});
+        if (e->state) plan.updates.push_back(PlannedUpdate{id, *e->state, e->attempt});
+        if (e->result) plan.finishes.push_back(PlannedFinish{e->result, e->finish_pos});
         break;
     }
   }
   std::sort(rows.begin(), rows.end(),
             [](const PlannedRow* a, const PlannedRow* b) { return a->op_index < b->op_index; });
   plan.upserts.reserve(rows.size());
-  for (PlannedRow* row : rows) plan.upserts.push_back(std::move(*row));
+  for (PlannedRow* row : rows) plan.upserts.push_back(*row);
   return plan;
 }
 

@@ -8,32 +8,38 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/task_store.hpp"
 
 namespace sd::store::detail {
 
+// A plan points into the batch it was made from (no copies of task data or results):
+// it is valid while that batch lives and is not changed.
+
 /// A whole row to insert or replace.
 struct PlannedRow {
-  StoredTask task;
+  const StoredTask* task = nullptr;     ///< in the batch, or in BatchPlan::made
+  std::uint32_t attempt = 0;            ///< the task's, or that of a later start in the batch
   TaskState state = TaskState::queued;
-  std::optional<StoredResult> result;  ///< set iff state == done
-  std::size_t op_index = 0;            ///< the op that inserted it: seq = base + op_index
+  const StoredResult* result = nullptr;  ///< set iff state == done
+  std::size_t op_index = 0;              ///< the op that inserted it: seq = base + op_index
 };
 
 /// A state change for a row that may or may not exist; applies only if it is unfinished.
 struct PlannedUpdate {
-  std::string task_id;
+  std::string_view task_id;
   TaskState state = TaskState::queued;   ///< queued or running
   std::optional<std::uint32_t> attempt;  ///< nullopt: keep the stored attempt
 };
 
-/// Mark done with this result; if the row is missing, insert result_only_task(result).
+/// Mark done with this result; if the row is missing, insert result_only_task(*result).
 struct PlannedFinish {
-  StoredResult result;
+  const StoredResult* result = nullptr;
   std::size_t op_index = 0;  ///< the op that would insert the row: seq = base + op_index
 };
 
@@ -45,10 +51,11 @@ struct PlannedFinish {
 /// most one of deletes / upserts / (updates and finishes); when in both updates and
 /// finishes, the update must run first.
 struct BatchPlan {
-  std::vector<std::string> deletes;
+  std::vector<std::string_view> deletes;
   std::vector<PlannedRow> upserts;  ///< in the order they were added (seq order)
   std::vector<PlannedUpdate> updates;
   std::vector<PlannedFinish> finishes;
+  std::deque<StoredTask> made;  ///< rows for results whose task the batch had deleted
 
   bool empty() const noexcept {
     return deletes.empty() && upserts.empty() && updates.empty() && finishes.empty();

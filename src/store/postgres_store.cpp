@@ -170,7 +170,7 @@ using Params = std::vector<std::optional<std::string>>;
 // The 13 column arrays of a set of rows (for kUpsert and kFinish).
 class RowArrays {
  public:
-  void add(const StoredTask& t, TaskState state, const std::optional<StoredResult>& result,
+  void add(const StoredTask& t, std::uint32_t attempt, TaskState state, const StoredResult* result,
            std::int64_t seq) {
     cols_[0].text(t.task_id);
     cols_[1].text(t.task_type);
@@ -178,7 +178,7 @@ class RowArrays {
     cols_[3].integer(t.priority);
     cols_[4].optional(t.timeout_ms);
     cols_[5].integer(t.max_retries);
-    cols_[6].integer(t.attempt);
+    cols_[6].integer(attempt);
     cols_[7].boolean(t.async);
     cols_[8].integer(t.created_at_ms);
     cols_[9].integer(seq);
@@ -447,7 +447,7 @@ struct PostgresStore::Impl {
     if (!plan.upserts.empty()) {
       RowArrays rows;
       for (const auto& r : plan.upserts) {
-        rows.add(r.task, r.state, r.result, base + static_cast<std::int64_t>(r.op_index));
+        rows.add(*r.task, r.attempt, r.state, r.result, base + static_cast<std::int64_t>(r.op_index));
       }
       calls.push_back({kUpsert.name, std::move(rows).take()});
     }
@@ -465,7 +465,8 @@ struct PostgresStore::Impl {
     if (!plan.finishes.empty()) {
       RowArrays rows;
       for (const auto& f : plan.finishes) {
-        rows.add(detail::result_only_task(f.result), TaskState::done, f.result,
+        const StoredTask placeholder = detail::result_only_task(*f.result);
+        rows.add(placeholder, placeholder.attempt, TaskState::done, f.result,
                  base + static_cast<std::int64_t>(f.op_index));
       }
       calls.push_back({kFinish.name, std::move(rows).take()});

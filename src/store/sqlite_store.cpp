@@ -317,7 +317,7 @@ struct SqliteStore::Impl {
   }
 
   // Binds without copying (SQLITE_STATIC): every argument must outlive the step.
-  static void bind_row(Statement& s, const StoredTask& t, TaskState state,
+  static void bind_row(Statement& s, const StoredTask& t, std::uint32_t attempt, TaskState state,
                        const StoredResult* result, std::int64_t seq) {
     s.bind(1, t.task_id);
     s.bind(2, t.task_type);
@@ -325,7 +325,7 @@ struct SqliteStore::Impl {
     s.bind(4, std::int64_t{t.priority});
     s.bind(5, t.timeout_ms);
     s.bind(6, std::int64_t{t.max_retries});
-    s.bind(7, std::int64_t{t.attempt});
+    s.bind(7, std::int64_t{attempt});
     s.bind(8, std::int64_t{t.async ? 1 : 0});
     s.bind(9, t.created_at_ms);
     s.bind(10, seq);
@@ -340,14 +340,14 @@ struct SqliteStore::Impl {
   }
 
   void apply(const detail::BatchPlan& plan, std::int64_t base) {
-    for (const std::string& id : plan.deletes) {
+    for (std::string_view id : plan.deletes) {
       Use use(delete_task);
       use->bind(1, id);
       use->step();
     }
     for (const detail::PlannedRow& row : plan.upserts) {
       Use use(upsert);
-      bind_row(upsert, row.task, row.state, row.result ? &*row.result : nullptr,
+      bind_row(upsert, *row.task, row.attempt, row.state, row.result,
                base + static_cast<std::int64_t>(row.op_index));
       use->step();
     }
@@ -362,15 +362,15 @@ struct SqliteStore::Impl {
       {
         // The task is almost always stored: a plain update, cheaper than an upsert.
         Use use(finish_stored);
-        use->bind(1, f.result.task_id);
-        use->bind(2, f.result.result_message_json);
-        use->bind(3, f.result.finished_at_ms);
+        use->bind(1, f.result->task_id);
+        use->bind(2, f.result->result_message_json);
+        use->bind(3, f.result->finished_at_ms);
         use->step();
         if (sqlite3_changes(db.get()) > 0) continue;
       }
-      const StoredTask placeholder = detail::result_only_task(f.result);
+      const StoredTask placeholder = detail::result_only_task(*f.result);
       Use use(finish);
-      bind_row(finish, placeholder, TaskState::done, &f.result,
+      bind_row(finish, placeholder, placeholder.attempt, TaskState::done, f.result,
                base + static_cast<std::int64_t>(f.op_index));
       use->step();
     }

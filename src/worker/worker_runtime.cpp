@@ -3,6 +3,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <spdlog/spdlog.h>
 
@@ -184,7 +185,11 @@ void WorkerRuntime::start_task(proto::TaskMsg task) {
     const auto started = Clock::now();
     tasks::TaskOutcome outcome;
     boost::system::error_code ec;
-    boost::json::value data = boost::json::parse(task.task_data, ec);
+    // task_data is small: parse it into a buffer on this thread's stack (no malloc for
+    // the usual task), spilling to the heap only for big ones.
+    unsigned char scratch[4096];
+    boost::json::monotonic_resource arena(scratch, sizeof scratch);
+    boost::json::value data = boost::json::parse(task.task_data, ec, &arena);
     if (ec || !data.is_object()) {
       outcome = tasks::TaskOutcome::failure(proto::ErrorCode::invalid_task, "'task_data' must be a JSON object");
     } else {
