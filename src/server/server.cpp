@@ -572,18 +572,72 @@ void Server::submit(Session& s, proto::TaskMsg m) {
   dispatcher_.submit(s.id(), std::move(m), now_);
 }
 
-std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
-  // A durable server files every finished id in done_ids_ (recent ones included): an id
-  // it does not know is new, with no lookup at all.
-  if (durable_ && !done_ids_.may_contain(task_id)) return std::nullopt;
-  if (auto it = recent_.find(task_id); it != recent_.end()) {
-    return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
+namespace {
+
+/// What a batch's operations (oldest first) say last about one task.
+struct BatchVerdict {
+  enum class Kind : std::uint8_t { silent, done, unfinished } kind = Kind::silent;
+  const store::StoredResult* result = nullptr;  ///< when done
+  const store::StoredTask* task = nullptr;      ///< when done and the batch also added it
+  bool dropped_before = false;                  ///< done, but the task itself was dropped first
+};
+
+BatchVerdict scan_batch(const store::WriteBatch& batch, std::string_view id) {
+  using B = store::WriteBatch;
+  BatchVerdict v;
+  const auto& ops = batch.ops();
+  for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
+    if (const auto* f = std::get_if<B::Finish>(&*it); f != nullptr && f->result.task_id == id) {
+      if (v.kind == BatchVerdict::Kind::silent) {
+        v.kind = BatchVerdict::Kind::done;
+        v.result = &f->result;
+      }
+    } else if (const auto* a = std::get_if<B::AddTask>(&*it); a != nullptr && a->task.task_id == id) {
+      if (v.kind == BatchVerdict::Kind::silent) v.kind = BatchVerdict::Kind::unfinished;
+      v.task = v.kind == BatchVerdict::Kind::done ? &a->task : nullptr;
+      return v;
+    } else if (const auto* d = std::get_if<B::Drop>(&*it); d != nullptr && d->task_id == id) {
+      if (v.kind == BatchVerdict::Kind::silent) v.kind = BatchVerdict::Kind::unfinished;
+      v.dropped_before = true;
+      return v;
+    }
   }
-  if (!store_healthy_ || !may_be_stored_done(task_id)) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
+  if (!durable_) {
+    if (auto it = recent_.find(task_id); it != recent_.end()) {
+      return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
+    }
+    return std::nullopt;
+  }
+  // A durable server files every finished id in done_ids_: an id it does not know is
+  // new, with no lookup at all (the common case).
+  if (!done_ids_.may_contain(task_id)) return std::nullopt;
+  // Newest first: what this round recorded, then what a failing store left, then the
+  // store (after the commit under way, if any).
+  std::optional<DoneTask> found;
+  for (const store::WriteBatch* b : {&dispatcher_.batch(), static_cast<const store::WriteBatch*>(&pending_)}) {
+    const BatchVerdict v = scan_batch(*b, task_id);
+    if (v.kind == BatchVerdict::Kind::unfinished) return std::nullopt;
+    if (v.kind == BatchVerdict::Kind::done) {
+      found = DoneTask{{}, {}, v.result->result_message_json};
+      if (v.task != nullptr) return DoneTask{v.task->task_type, v.task->task_data_json, found->line};
+      if (v.dropped_before) return DoneTask{{}, "{}", found->line};  // a result-only row
+      break;  // its content was recorded earlier: in the store
+    }
+  }
+  if (!store_healthy_) return std::nullopt;
   try {
     const auto t0 = Clock::now();
     auto done = writer_.with_store([&](store::TaskStore& st) -> std::optional<DoneTask> {
       auto rec = st.find_task(task_id);
+      if (found) {
+        return rec ? DoneTask{rec->task.task_type, rec->task.task_data_json, found->line} : DoneTask{{}, "{}", found->line};
+      }
       if (!rec || rec->state != store::TaskState::done) return std::nullopt;
       auto res = st.find_result(task_id);
       if (!res) return std::nullopt;
@@ -594,13 +648,22 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
     return done;
   } catch (const store::StoreError& e) {
     spdlog::warn("Almacén: no se pudo leer la tarea {}: {}", task_id, e.what());
-    return std::nullopt;
+    return found;
   }
 }
 
 std::optional<std::string> Server::find_result_line(const std::string& task_id) {
-  if (auto it = recent_.find(task_id); it != recent_.end()) return it->second.line;
-  if (!store_healthy_ || !may_be_stored_done(task_id)) return std::nullopt;
+  if (!durable_) {
+    if (auto it = recent_.find(task_id); it != recent_.end()) return it->second.line;
+    return std::nullopt;
+  }
+  if (!done_ids_.may_contain(task_id)) return std::nullopt;
+  for (const store::WriteBatch* b : {&dispatcher_.batch(), static_cast<const store::WriteBatch*>(&pending_)}) {
+    const BatchVerdict v = scan_batch(*b, task_id);
+    if (v.kind == BatchVerdict::Kind::unfinished) return std::nullopt;
+    if (v.kind == BatchVerdict::Kind::done) return v.result->result_message_json;
+  }
+  if (!store_healthy_) return std::nullopt;
   try {
     auto r = writer_.with_store([&](store::TaskStore& st) { return st.find_result(task_id); });
     if (r) return std::move(r->result_message_json);
@@ -652,13 +715,11 @@ void Server::expire_waiters() {
   }
 }
 
-bool Server::may_be_stored_done(const std::string& task_id) const {
-  return durable_ && done_ids_.may_contain(task_id);
-}
-
 void Server::result_recorded(const proto::TaskMsg& task, const std::string& line) {
-  if (durable_) done_ids_.add(task.task_id, wall_ms());
-  if (options_.recent_results > 0) {
+  if (durable_) {
+    // The store has it (or will, with this round's commit): no second copy here.
+    done_ids_.add(task.task_id, wall_ms());
+  } else if (options_.recent_results > 0) {
     auto [it, inserted] = recent_.try_emplace(task.task_id);
     it->second = RecentResult{task.task_type, task.task_data.empty() ? std::string("{}") : task.task_data, line,
                               wall_ms()};

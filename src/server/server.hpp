@@ -116,9 +116,6 @@ class Server final : private DispatchSink {
   std::optional<std::string> find_result_line(const std::string& task_id);
   /// A finished task under this id with its content, for idempotent resubmission.
   std::optional<DoneTask> find_done(const std::string& task_id);
-  /// Whether the store may hold a finished task under this id (false: it certainly
-  /// does not, no need to read it).
-  [[nodiscard]] bool may_be_stored_done(const std::string& task_id) const;
   void expire_waiters();
   /// Handles a TASK: idempotency against finished tasks, then the dispatcher.
   void submit(Session& s, proto::TaskMsg m);

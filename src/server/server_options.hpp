@@ -26,8 +26,9 @@ struct ServerOptions {
   bool insecure = false;  ///< without a token: also serve peers that are not on loopback
   /// How long finished tasks' results are kept in the store before being purged.
   std::chrono::milliseconds result_ttl{std::chrono::hours(24)};
-  /// Results remembered in memory for GET_RESULT and idempotent resubmission, besides
-  /// the store (the recent ones; answers without a store read, and while the store is down).
+  /// With the memory store (which keeps nothing), how many of the latest results are
+  /// remembered for GET_RESULT and idempotent resubmission (within result_ttl). A durable
+  /// store keeps them all; the server then reads them from it.
   std::size_t recent_results = 10'000;
 };
 
