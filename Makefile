@@ -7,7 +7,7 @@ CMAKE_ARGS ?=
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test unit e2e demo bench peers fuzz asan tsan clean
+.PHONY: all deps build test unit e2e demo bench peers scale fuzz asan tsan clean
 
 all: build
 
@@ -39,10 +39,15 @@ demo: build
 bench: build
 	bash scripts/bench.sh $(BUILD)/bin
 
-## Side by side with gearmand, beanstalkd and the Python seed (../shared/peers).
+## Side by side with gearmand, beanstalkd and the Python seed (../shared/peers). The peers
+## keep their queues in memory, so ours does too (SD_STORE=sqlite:... to compare durable).
 peers: build
 	bash scripts/install-deps.sh --peers
-	SD_BIN=$(BUILD)/bin ../shared/peers/run_peers.sh
+	SD_STORE=$${SD_STORE:-memory} SD_BIN=$(BUILD)/bin ../shared/peers/run_peers.sh
+
+## Throughput as workers (1-48) and client connections (1-200) grow.
+scale: build
+	python3 scripts/scale.py --bin $(BUILD)/bin
 
 ## libFuzzer on the framing and message decoding (clang), for FUZZ_SECONDS.
 fuzz: deps

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""The scale curve (`make scale`): throughput as workers and client connections grow.
+
+    scripts/scale.py [--bin build/bin] [--store memory] [--tasks 20000] [--reps 3]
+                     [--workers 1,2,4,8,16,32,48] [--conns 1,10,50,100,200]
+
+Sweep 1: one servidor; workers (--threads 4 each) are added one by one up to each
+count of --workers, and at each point sd-bench sends --tasks `reverse` tasks over one
+connection with 256 in flight. Sweep 2: a fresh servidor with 3 workers; sd-bench
+spreads about 256 tasks in flight over each count of --conns connections (at least one
+per connection). Each point is the median of --reps runs; every result is checked by
+sd-bench. The table ends with each sweep's worst point as a share of its best: the
+system "does not collapse" when that share is at least 0.80.
+
+Readiness is read from the programs themselves (the server's startup line, each
+worker's registration line), with deadlines; nothing sleeps to synchronise. Every process
+started is stopped by its PID at the end. Exit status 0 when every run passed.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SERVER_READY = re.compile(r"Servidor iniciado en 127\.0\.0\.1:(\d+)")
+WORKER_READY = re.compile(r"Registrado con ID: (worker_\d+)")
+
+
+class Proc:
+    """A child whose merged output is collected by a thread (so it never blocks)."""
+
+    def __init__(self, argv, log_path):
+        self.log = open(log_path, "w")
+        self.lines = []
+        self.cond = threading.Condition()
+        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.popen.stdout:
+            self.log.write(line)
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, regex, timeout):
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for line in self.lines[seen:]:
+                    m = regex.search(line)
+                    if m:
+                        return m
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.popen.poll() is not None:
+                    raise RuntimeError(f"{self.popen.args[0]}: no line matching {regex.pattern!r}")
+                self.cond.wait(left)
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+
+
+def run_bench(args, port, conns, inflight):
+    cmd = [os.path.join(args.bin, "sd-bench"), "--host", "127.0.0.1", "--port", str(port),
+           "--type", "reverse", "--conns", str(conns), "--inflight", str(inflight),
+           "--tasks", str(args.tasks), "--warmup", str(min(2000, args.tasks // 10)),
+           "--timeout", "120s", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if out.returncode != 0:
+        raise RuntimeError(f"sd-bench failed ({out.returncode}): {out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def point(args, port, conns, inflight):
+    runs = [run_bench(args, port, conns, inflight) for _ in range(args.reps)]
+    rates = [r["throughput"] for r in runs]
+    p99s = [r["latency_us"]["p99"] for r in runs]
+    return statistics.median(rates), statistics.median(p99s), rates
+
+
+def start_server(args, logs, tag):
+    argv = [os.path.join(args.bin, "servidor"), "--host", "127.0.0.1", "--port", "0",
+            "--store", args.store if args.store != "sqlite" else f"sqlite:{logs}/{tag}.db",
+            "--max-connections", "2000"]
+    srv = Proc(argv, os.path.join(logs, f"{tag}-servidor.log"))
+    return srv, int(srv.wait_for(SERVER_READY, 15).group(1))
+
+
+def start_worker(args, port, logs, name):
+    return Proc([os.path.join(args.bin, "worker"), "--host", "127.0.0.1", "--port", str(port),
+                 "--threads", "4"], os.path.join(logs, f"{name}.log"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default="build/bin")
+    ap.add_argument("--store", default=os.environ.get("SD_STORE", "memory"),
+                    help="the servers' --store (memory; 'sqlite' means a file in the logs folder)")
+    ap.add_argument("--tasks", type=int, default=20000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--workers", default="1,2,4,8,16,32,48")
+    ap.add_argument("--conns", default="1,10,50,100,200")
+    ap.add_argument("--json", help="also write the points to this file")
+    args = ap.parse_args()
+    worker_counts = [int(x) for x in args.workers.split(",")]
+    conn_counts = [int(x) for x in args.conns.split(",")]
+    logs = tempfile.mkdtemp(prefix="sd-scale.")
+    procs = []
+    table = {"workers": [], "conns": []}
+    ok = True
+    try:
+        srv, port = start_server(args, logs, "workers")
+        procs.append(srv)
+        for target in worker_counts:
+            while len(procs) - 1 < target:
+                procs.append(start_worker(args, port, logs, f"w{len(procs)}"))
+            for w in procs[1:]:
+                w.wait_for(WORKER_READY, 60)
+            rate, p99, rates = point(args, port, 1, 256)
+            table["workers"].append({"workers": target, "rate": rate, "p99_us": p99, "runs": rates})
+            print(f"workers={target:3d}  conns=1 x 256   {rate:10.0f} tasks/s  p99 {p99:8.0f} us", flush=True)
+        for p in reversed(procs):
+            p.stop()
+        procs = []
+
+        srv, port = start_server(args, logs, "conns")
+        procs.append(srv)
+        for i in range(3):
+            procs.append(start_worker(args, port, logs, f"c-w{i + 1}"))
+        for w in procs[1:]:
+            w.wait_for(WORKER_READY, 60)
+        for conns in conn_counts:
+            inflight = max(1, -(-256 // conns))
+            rate, p99, rates = point(args, port, conns, inflight)
+            table["conns"].append({"conns": conns, "inflight_per_conn": inflight, "rate": rate,
+                                   "p99_us": p99, "runs": rates})
+            print(f"workers=  3  conns={conns:3d} x {inflight:3d} {rate:10.0f} tasks/s  p99 {p99:8.0f} us",
+                  flush=True)
+    except Exception as exc:  # reported, then the processes are stopped
+        print(f"scale.py: {exc} (logs in {logs})", file=sys.stderr)
+        ok = False
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+    for sweep in ("workers", "conns"):
+        pts = table[sweep]
+        if pts:
+            best = max(p["rate"] for p in pts)
+            worst = min(p["rate"] for p in pts)
+            print(f"{sweep} sweep: best {best:.0f}, worst {worst:.0f} tasks/s = {worst / best:.2f} of the best "
+                  f"({'no collapse' if worst >= 0.8 * best else 'COLLAPSE: below 0.80'})")
+    print(f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: --store {args.store}, "
+          f"{args.tasks} reverse tasks per run, median of {args.reps}, {os.cpu_count()} CPUs)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
