@@ -35,6 +35,12 @@ void StoreWriter::run(Job job, std::function<void()> done) {
   queue_cv_.notify_one();
 }
 
+void StoreWriter::wait_idle() {
+  if (!threaded_) return;
+  std::unique_lock lock(queue_mu_);
+  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
 void StoreWriter::loop() {
   for (;;) {
     Entry e;
@@ -44,10 +50,16 @@ void StoreWriter::loop() {
       if (queue_.empty()) return;  // stopping, and every job handed in has run
       e = std::move(queue_.front());
       queue_.pop_front();
+      busy_ = true;
     }
     {
       std::lock_guard lock(store_mu_);
       e.job(store_);
+    }
+    {
+      std::lock_guard lock(queue_mu_);
+      busy_ = false;
+      if (queue_.empty()) idle_cv_.notify_all();
     }
     boost::asio::post(io_, std::move(e.done));
   }

@@ -41,11 +41,13 @@ class StoreWriter {
   /// (catch the store's errors inside it and report them through captured state).
   void run(Job job, std::function<void()> done);
 
-  /// Runs `f` with the store on the calling thread, once no job is running (waits for
-  /// the one running, if any; jobs queued behind it wait for `f`).
+  /// Runs `f` with the store on the calling thread once every job handed in so far has
+  /// run (so `f` sees all their writes). Called from the event-loop thread, the only one
+  /// that hands jobs in, so none arrives meanwhile.
   template <class F>
   decltype(auto) with_store(F&& f) {
-    std::unique_lock lock(store_mu_);
+    wait_idle();
+    std::lock_guard lock(store_mu_);
     return std::forward<F>(f)(store_);
   }
 
@@ -57,6 +59,7 @@ class StoreWriter {
     std::function<void()> done;
   };
   void loop();
+  void wait_idle();
 
   boost::asio::io_context& io_;
   store::TaskStore& store_;
@@ -64,7 +67,9 @@ class StoreWriter {
   std::mutex store_mu_;  ///< held while the store is in use
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
+  std::condition_variable idle_cv_;  ///< the queue is empty and no job runs
   std::deque<Entry> queue_;
+  bool busy_ = false;                ///< the thread is running a job
   bool stopping_ = false;
   std::thread thread_;
 };

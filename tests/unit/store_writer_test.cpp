@@ -53,6 +53,17 @@ TEST(StoreWriter, ThreadedJobsRunInOrderOffTheCallerAndCompleteOnTheLoop) {
   EXPECT_EQ(st.counts(), (store::StoreCounts{50, 0, 0}));
 }
 
+TEST(StoreWriter, WithStoreSeesEveryJobHandedInBeforeIt) {
+  boost::asio::io_context io;
+  store::MemoryStore st;
+  StoreWriter w(io, st, true);
+  for (int i = 0; i < 200; ++i) {
+    w.run([i](store::TaskStore& s) { s.write(one_task("t" + std::to_string(i))); }, [] {});
+  }
+  // Right away, while most of them are still queued: it waits for all of them.
+  EXPECT_EQ(w.with_store([](store::TaskStore& s) { return s.counts(); }), (store::StoreCounts{200, 0, 0}));
+}
+
 TEST(StoreWriter, WithStoreWaitsForTheRunningJob) {
   boost::asio::io_context io;
   store::MemoryStore st;
