@@ -38,7 +38,8 @@ class DispatchSink {
 struct DispatcherOptions {
   std::size_t max_queued = 1'000'000;        ///< then new tasks get queue_full
   int default_max_retries = 3;               ///< re-runs after lost workers
-  int default_prefetch = -1;                 ///< extra slots per worker; -1: twice its threads
+  /// Extra slots per worker that declares no prefetch; -1: adaptive (see WorkerInfo::window).
+  int default_prefetch = -1;
   std::chrono::milliseconds queue_timeout{60'000};  ///< for types no connected worker runs
   std::string id_prefix = "t";               ///< server-made task ids: <prefix>-<n>
   /// Record what happens as store operations (take_batch()); off for a server that keeps
@@ -53,6 +54,15 @@ struct WorkerInfo {
   std::string name;
   int threads = 0;
   int capacity = 0;  ///< threads + prefetch: never more tasks out to it
+  /// How many tasks it may hold now (<= capacity). Fixed at capacity when a prefetch
+  /// was declared. Otherwise adaptive: capacity is 17 x threads, the window starts at
+  /// 3 x threads and follows the worker's task durations (RESULT processing_time):
+  /// enough queued per thread to cover about a millisecond of network round trip, so
+  /// tiny tasks stream (up to 16 queued per thread) and long ones are not hoarded by one
+  /// worker (1 queued per thread) while another could run them.
+  int window = 0;
+  bool adaptive = false;
+  double avg_task_seconds = -1;  ///< moving average of processing_time; < 0: none yet
   std::vector<std::string> task_types;  ///< empty: any type
   std::vector<TaskEntry*> in_flight;
   std::uint64_t completed = 0;
@@ -182,6 +192,11 @@ class Dispatcher {
   std::vector<TaskEntry*> unqueue_if(const std::function<bool(const TaskEntry&)>& pred);
   void assign(WorkerInfo& worker, TaskEntry& task, TimePoint now);
   void detach_from_worker(TaskEntry& task);
+  /// An adaptive worker reported a task that took `task_seconds`: its window follows.
+  void adapt_window(WorkerInfo& w, double task_seconds);
+
+  static constexpr int kMaxQueuedPerThread = 16;     ///< adaptive capacity: 17 x threads
+  static constexpr double kRoundTripCover = 0.001;   ///< seconds of work queued per thread
   bool can_run(const WorkerInfo& w, std::string_view type) const;
   bool any_worker_runs(std::string_view type) const;
   void expire_unrunnable(TimePoint now);

@@ -804,6 +804,7 @@ std::string Server::stats_json() const {
     if (!w->name.empty()) wo["name"] = w->name;
     wo["threads"] = w->threads;
     wo["in_flight"] = w->in_flight.size();
+    wo["window"] = w->window;
     wo["completed"] = w->completed;
     wo["failed"] = w->failed;
     if (w->draining) wo["draining"] = true;

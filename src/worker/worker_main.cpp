@@ -20,7 +20,7 @@ int run_worker_main(int argc, char** argv, tasks::TaskRegistry registry) {
   app.add_option("--host", opt.host, "Server host")->capture_default_str();
   app.add_option("--port", opt.port, "Server port")->capture_default_str();
   app.add_option("--threads", opt.threads, "Threads in the pool")->capture_default_str()->check(CLI::Range(1, 1024));
-  app.add_option("--prefetch", prefetch, "Tasks held beyond --threads (default: twice --threads)")
+  app.add_option("--prefetch", prefetch, "Tasks held beyond --threads (default: the server adapts it to the task durations)")
       ->check(CLI::Range(0, 4096));
   app.add_option("--name", opt.name, "A name shown in the server's STATS");
   app.add_option("--token", opt.token, "Shared secret of the server (env SD_TOKEN)")->envname("SD_TOKEN");

@@ -335,12 +335,44 @@ TEST(DispatcherCapacity, CapacityIsThreadsPlusPrefetch) {
   EXPECT_EQ(h.in_flight(kW1), 5u);
 }
 
-TEST(DispatcherCapacity, DefaultPrefetchIsTwiceTheThreadCount) {
+TEST(DispatcherCapacity, WithoutADeclaredPrefetchTheWindowFollowsTaskDurations) {
   Harness h;
-  EXPECT_EQ(h.add_worker(kW1, 3, std::nullopt).capacity, 9);
-  for (int i = 0; i < 12; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  const WorkerInfo& w = h.add_worker(kW1, 3, std::nullopt);
+  EXPECT_EQ(w.capacity, 51) << "17 x threads at most";
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
   h.d.dispatch(h.now);
-  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 9u);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 9u) << "3 x threads before anything is known";
+
+  // Tiny tasks (10 us each): the worker gets up to its capacity, to stream them.
+  auto finish_all = [&](double seconds) {
+    std::vector<proto::TaskMsg> out;
+    for (const auto& t : h.sink.tasks_to(kW1)) out.push_back(t);
+    for (const auto& t : out) {
+      proto::ResultMsg r = success(t.task_id, t.attempt);
+      r.processing_time = seconds;
+      h.d.on_result(kW1, r);  // stale repeats are ignored
+    }
+    h.d.dispatch(h.now);
+  };
+  finish_all(0.00001);
+  EXPECT_EQ(h.in_flight(kW1), 51u);
+  // Long tasks (50 ms): one queued per thread, the rest stays with the server.
+  for (int i = 0; i < 30; ++i) finish_all(0.05);
+  EXPECT_EQ(h.in_flight(kW1), 6u);
+}
+
+TEST(DispatcherCapacity, ADeclaredPrefetchIsKeptWhateverTheDurations) {
+  Harness h;
+  EXPECT_EQ(h.add_worker(kW1, 2, 1).capacity, 3);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  for (const auto& t : std::vector<proto::TaskMsg>(h.sink.tasks_to(kW1))) {
+    proto::ResultMsg r = success(t.task_id, t.attempt);
+    r.processing_time = 0.000001;
+    h.d.on_result(kW1, r);
+  }
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.in_flight(kW1), 3u);
 }
 
 TEST(DispatcherCapacity, TheServersDefaultPrefetchAppliesWhenTheWorkerSaysNothing) {
