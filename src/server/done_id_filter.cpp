@@ -59,11 +59,14 @@ void DoneIdFilter::erase_slot(std::size_t i) noexcept {
 }
 
 void DoneIdFilter::expire_before(std::int64_t cutoff_ms) {
-  while (!order_.empty() && order_.front().finished_at_ms < cutoff_ms) {
-    const std::size_t i = find(order_.front().fingerprint);
-    if (slots_[i].fingerprint != 0 && --slots_[i].count == 0) erase_slot(i);
-    order_.pop_front();
-  }
+  while (!order_.empty() && order_.front().finished_at_ms < cutoff_ms) forget_oldest();
+}
+
+void DoneIdFilter::forget_oldest() {
+  if (order_.empty()) return;
+  const std::size_t i = find(order_.front().fingerprint);
+  if (slots_[i].fingerprint != 0 && --slots_[i].count == 0) erase_slot(i);
+  order_.pop_front();
 }
 
 }  // namespace sd::server

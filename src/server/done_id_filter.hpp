@@ -30,6 +30,8 @@ class DoneIdFilter {
   /// Forgets the ids that finished strictly before `cutoff_ms` (added in time order;
   /// an id added out of order is forgotten once those added before it are).
   void expire_before(std::int64_t cutoff_ms);
+  /// Forgets the id added first (nothing when empty).
+  void forget_oldest();
   [[nodiscard]] std::size_t size() const noexcept { return order_.size(); }
 
  private:

@@ -327,8 +327,9 @@ void Server::on_purge() {
     if (it != recent_.end() && it->second.finished_at_ms >= cutoff) break;
     if (it != recent_.end()) recent_.erase(it);
     recent_order_.pop_front();
+    done_ids_.forget_oldest();  // (memory store) added in step with recent_order_
   }
-  done_ids_.expire_before(cutoff);
+  if (durable_) done_ids_.expire_before(cutoff);
   if (store_healthy_ && !purge_inflight_) {
     purge_inflight_ = true;
     auto out = std::make_shared<StoreOutcome>();
@@ -609,6 +610,7 @@ BatchVerdict scan_batch(const store::WriteBatch& batch, std::string_view id) {
 
 std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   if (!durable_) {
+    if (!done_ids_.may_contain(task_id)) return std::nullopt;  // a new id: the common case
     if (auto it = recent_.find(task_id); it != recent_.end()) {
       return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
     }
@@ -654,6 +656,7 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
 
 std::optional<std::string> Server::find_result_line(const std::string& task_id) {
   if (!durable_) {
+    if (!done_ids_.may_contain(task_id)) return std::nullopt;
     if (auto it = recent_.find(task_id); it != recent_.end()) return it->second.line;
     return std::nullopt;
   }
@@ -720,14 +723,19 @@ void Server::result_recorded(const proto::TaskMsg& task, const std::string& line
     // The store has it (or will, with this round's commit): no second copy here.
     done_ids_.add(task.task_id, wall_ms());
   } else if (options_.recent_results > 0) {
+    const std::int64_t now_ms = wall_ms();
     auto [it, inserted] = recent_.try_emplace(task.task_id);
     it->second = RecentResult{task.task_type, task.task_data.empty() ? std::string("{}") : task.task_data, line,
-                              wall_ms()};
+                              now_ms};
     if (inserted) {
+      // done_ids_ mirrors recent_order_ (same adds, same order), so that a new id is
+      // known new without a lookup in recent_.
       recent_order_.push_back(task.task_id);
+      done_ids_.add(task.task_id, now_ms);
       while (recent_order_.size() > options_.recent_results) {
         recent_.erase(recent_order_.front());
         recent_order_.pop_front();
+        done_ids_.forget_oldest();
       }
     }
   }

@@ -151,7 +151,9 @@ class Server final : private DispatchSink {
   boost::asio::steady_timer purge_timer_;
   std::unique_ptr<store::TaskStore> store_;
   StoreWriter writer_;        ///< runs store_'s writes (and purges) off the loop
-  DoneIdFilter done_ids_;     ///< finished ids in a durable store
+  /// Finished ids the server can answer for: those in a durable store, or (memory store)
+  /// those in recent_, added and forgotten in step with recent_order_.
+  DoneIdFilter done_ids_;
   bool commit_inflight_ = false;
   bool purge_inflight_ = false;
   std::vector<std::shared_ptr<Session>> held_open_;  ///< output waits for the next commit

@@ -73,3 +73,21 @@ TEST(DoneIdFilter, ExpiringHalfOfManyKeepsEveryOtherReachable) {
 
 }  // namespace
 }  // namespace sd::server
+
+namespace sd::server {
+namespace {
+
+TEST(DoneIdFilter, ForgetOldestGoesInTheOrderOfAdding) {
+  DoneIdFilter f;
+  f.forget_oldest();  // empty: nothing happens
+  f.add("a", 30);
+  f.add("b", 10);
+  f.forget_oldest();
+  EXPECT_FALSE(f.may_contain("a"));
+  EXPECT_TRUE(f.may_contain("b"));
+  f.forget_oldest();
+  EXPECT_EQ(f.size(), 0U);
+}
+
+}  // namespace
+}  // namespace sd::server
