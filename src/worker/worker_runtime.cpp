@@ -77,6 +77,7 @@ void WorkerRuntime::schedule_reconnect(const std::string& why) {
 void WorkerRuntime::on_connected() {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);  // read() reads only what is there
   connected_ = true;
   registered_ = false;
   ++generation_;
@@ -102,29 +103,41 @@ void WorkerRuntime::on_connected() {
 }
 
 void WorkerRuntime::read() {
-  constexpr std::size_t kChunk = 64 * 1024;
-  char* dst = decoder_.prepare(kChunk);
-  socket_.async_read_some(asio::buffer(dst, kChunk), [this, gen = generation_](const boost::system::error_code& ec,
-                                                                               std::size_t n) {
+  // Reactor style: wait until the socket is readable, then read what is there. (An
+  // async_read_some tries a read at once, which after each message finds nothing: one
+  // wasted system call per message.)
+  socket_.async_wait(tcp::socket::wait_read, [this, gen = generation_](const boost::system::error_code& ec) {
     if (gen != generation_ || !connected_) return;
     if (ec) {
-      disconnect(ec == asio::error::eof ? "el servidor cerró la conexión" : ec.message());
+      disconnect(ec.message());
       return;
     }
-    decoder_.commit(n);
-    for (;;) {
-      proto::Frame f = decoder_.next();
-      if (f.kind == proto::Frame::Kind::incomplete) break;
-      if (f.kind == proto::Frame::Kind::error) {
-        spdlog::warn("Mensaje ilegible del servidor: {}", f.detail);
-        if (f.fatal) {
-          disconnect("mensaje demasiado grande");
-          return;
-        }
-        continue;
+    constexpr std::size_t kChunk = 64 * 1024;
+    for (int reads = 0; reads < 16; ++reads) {
+      boost::system::error_code rec;
+      char* dst = decoder_.prepare(kChunk);
+      const std::size_t n = socket_.read_some(asio::buffer(dst, kChunk), rec);
+      if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+      if (rec) {
+        disconnect(rec == asio::error::eof ? "el servidor cerró la conexión" : rec.message());
+        return;
       }
-      handle_frame(f.text);
-      if (!connected_) return;
+      decoder_.commit(n);
+      for (;;) {
+        proto::Frame f = decoder_.next();
+        if (f.kind == proto::Frame::Kind::incomplete) break;
+        if (f.kind == proto::Frame::Kind::error) {
+          spdlog::warn("Mensaje ilegible del servidor: {}", f.detail);
+          if (f.fatal) {
+            disconnect("mensaje demasiado grande");
+            return;
+          }
+          continue;
+        }
+        handle_frame(f.text);
+        if (!connected_) return;
+      }
+      if (n < kChunk) break;  // that was all there was
     }
     executor_->post_batch(batch_);
     flush();
