@@ -139,7 +139,12 @@ void WorkerRuntime::read() {
       }
       if (n < kChunk) break;  // that was all there was
     }
+    const std::size_t posted = batch_.size();
+    // Nothing else out: the pool is idle, and these few tasks are all it will run.
+    const bool pool_idle = posted > 0 && posted <= static_cast<std::size_t>(options_.threads) &&
+                           running_.size() == posted;
     executor_->post_batch(batch_);
+    if (pool_idle) await_results_briefly();
     flush();
     read();
   });
@@ -220,11 +225,31 @@ void WorkerRuntime::start_task(proto::TaskMsg task) {
     {
       std::lock_guard lock(done_mutex_);
       done_.push_back(Done{std::move(r), gen});
-      post = !collect_posted_.exchange(true);
+      done_count_.store(done_.size(), std::memory_order_release);
+      // The I/O thread is waiting right here for it (await_results_briefly): no wake-up.
+      if (!io_waiting_) post = !collect_posted_.exchange(true);
     }
     // One post per batch of results, not one per result.
     if (post && alive_) asio::post(io_, [this] { collect_results(); });
   });
+}
+
+void WorkerRuntime::await_results_briefly() {
+  {
+    std::lock_guard lock(done_mutex_);
+    io_waiting_ = true;
+  }
+  const auto until = Clock::now() + kAwaitResults;
+  while (done_count_.load(std::memory_order_acquire) == 0 && Clock::now() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  {
+    std::lock_guard lock(done_mutex_);
+    io_waiting_ = false;  // from now on pool threads post as usual
+  }
+  if (done_count_.load(std::memory_order_acquire) > 0) collect_results();
 }
 
 void WorkerRuntime::collect_results() {
@@ -232,6 +257,7 @@ void WorkerRuntime::collect_results() {
   {
     std::lock_guard lock(done_mutex_);
     done.swap(done_);
+    done_count_.store(0, std::memory_order_release);
     collect_posted_ = false;
   }
   for (Done& d : done) {
