@@ -235,6 +235,10 @@ struct SqliteStore::Impl {
       }
     }
     exec(raw, "PRAGMA synchronous=NORMAL");
+    // Checkpoint (copy the WAL back into the file, with an fsync) every 64 MiB of WAL
+    // rather than every 4 MiB: fewer stalls of the writer under load (cliente batch 20000
+    // reverse: ~34k -> ~39k tasks/s); the WAL file may grow to that size.
+    exec(raw, "PRAGMA wal_autocheckpoint=16384");
     migrate();
 
     begin = Statement(raw, "BEGIN IMMEDIATE");
