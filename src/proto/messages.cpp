@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <array>
+#include <cmath>
 #include <charconv>
 #include <limits>
 
@@ -231,6 +232,31 @@ std::variant<Envelope, DecodeError> decode_task_ref(const Fields& f, std::string
 
 }  // namespace
 
+namespace {
+
+/// Whether `v` holds a number a double cannot represent: 1e999 parses as infinity and
+/// 0e999 as NaN, which no JSON text can carry on (they would be re-encoded as inf / nan).
+bool holds_non_finite(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return !std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const json::value& e : v.get_array()) {
+        if (holds_non_finite(e)) return true;
+      }
+      return false;
+    case json::kind::object:
+      for (const auto& m : v.get_object()) {
+        if (holds_non_finite(m.value())) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 std::variant<Envelope, DecodeError> decode(std::string_view frame, const DecodeLimits& limits) {
   // Small messages parse into a stack buffer: no heap allocation for the DOM.
   std::array<unsigned char, 4096> scratch;
@@ -241,6 +267,9 @@ std::variant<Envelope, DecodeError> decode(std::string_view frame, const DecodeL
   json::value root = json::parse(json::string_view(frame.data(), frame.size()), ec, &mr, opts);
   if (ec) return error(ErrorCode::bad_json, "invalid JSON: " + ec.message());
   if (!root.is_object()) return error(ErrorCode::bad_json, "a message must be a JSON object");
+  if (holds_non_finite(root)) {
+    return error(ErrorCode::bad_json, "invalid JSON: a number is too large (or small) for a double");
+  }
   const json::object& obj = root.get_object();
   Fields f(obj);
   bool bad = false;

@@ -771,3 +771,24 @@ TEST(AppendJsonString, AppendsToWhatIsThere) {
 
 }  // namespace
 }  // namespace sd::proto
+
+namespace sd::proto {
+namespace {
+
+TEST(MessagesDecodeErrors, NumbersBeyondADoubleAreBadJson) {
+  // 1e999 would parse as infinity and 0e999 as NaN, which no JSON text can carry on.
+  for (const char* frame : {R"({"type":"RESULT","task_id":"a","status":"success","result":{},"processing_time":1e999})",
+                            R"({"type":"RESULT","task_id":"a","status":"success","result":{},"processing_time":-1e999})",
+                            R"({"type":"TASK","task_id":"a","task_type":"hash","task_data":{"n":[1,{"x":1e999}]}})",
+                            R"({"type":"PING","extra":0e999})"}) {
+    auto d = decode(frame);
+    ASSERT_TRUE(std::holds_alternative<DecodeError>(d)) << frame;
+    EXPECT_EQ(std::get<DecodeError>(d).code, ErrorCode::bad_json) << frame;
+    EXPECT_EQ(std::get<DecodeError>(d).message, "invalid JSON: a number is too large (or small) for a double");
+  }
+  // Large but finite numbers are fine.
+  EXPECT_TRUE(std::holds_alternative<Envelope>(decode(R"({"type":"PING","extra":1e300})")));
+}
+
+}  // namespace
+}  // namespace sd::proto
