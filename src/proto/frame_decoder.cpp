@@ -81,7 +81,7 @@ Frame FrameDecoder::next() {
         return fail("a message must be a JSON object", false);
       }
       in_frame_ = true;
-      depth_ = 0;
+      open_.clear();
       in_string_ = false;
       escape_ = false;
       scan_ = pos_;
@@ -112,11 +112,18 @@ Frame FrameDecoder::next() {
           break;
         case '{':
         case '[':
-          ++depth_;
+          open_.push_back(c);
           break;
         case '}':
         case ']':
-          if (--depth_ == 0) {
+          // A '}' must close a '{' and a ']' a '[': otherwise the object would never end
+          // ({"a":[} waits forever), so say so now and resynchronise.
+          if (open_.empty() || open_.back() != (c == '}' ? '{' : '[')) {
+            scan_ = i;
+            return fail("mismatched brackets", false);
+          }
+          open_.pop_back();
+          if (open_.empty()) {
             Frame f;
             f.kind = Frame::Kind::message;
             f.text = std::string_view(data + pos_, i + 1 - pos_);

@@ -7,8 +7,9 @@
 ///     {"type":"PING"}\n{"type":"TASK",...}{"type":"STATS"}   <- three frames
 ///     ^pos_            ^frame 2 starts here
 ///
-/// The decoder finds where an object ends by counting brackets outside strings; it
-/// does not validate the JSON (proto::decode does). Scanning resumes where it stopped,
+/// The decoder finds where an object ends by matching brackets outside strings (a '}'
+/// that closes a '[' is an error at once); it does not validate the JSON otherwise
+/// (proto::decode does). Scanning resumes where it stopped,
 /// so input dribbled one byte at a time costs O(n), not O(n^2).
 /// Resynchronisation (as beanstalkd does for over-long lines): on a frame that cannot be
 /// a JSON object, the decoder reports bad_json and drops bytes up to the next newline.
@@ -65,7 +66,7 @@ class FrameDecoder {
   std::size_t scan_ = 0;  ///< where scanning of the current frame resumes
   std::size_t committed_ = 0;  ///< bytes of buffer_ that hold data (rest is prepared space)
   std::size_t max_message_bytes_;
-  int depth_ = 0;
+  std::string open_;  ///< the brackets open in the current frame, innermost last
   bool in_frame_ = false;
   bool in_string_ = false;
   bool escape_ = false;

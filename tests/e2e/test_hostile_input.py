@@ -147,7 +147,8 @@ class MalformedMessages(HostileCase):
     def test_invalid_json_gets_bad_json_and_the_connection_is_kept(self):
         conn = harness.connect(self.port)
         for i, raw in enumerate([b'{"type":"TASK",,}\n', b'{"type":tru}\n', b"{'type':'PING'}\n",
-                                 b'{"type":"PING" "x":1}\n', b'{"a":1,}\n']):
+                                 b'{"type":"PING" "x":1}\n', b'{"a":1,}\n',
+                                 b'{"a":[}\n', b'{"type":"TASK","task_data":{"n":[1,2}}\n']):
             conn.send_raw(raw)
             self.expect_error(conn, "bad_json")
             self.assert_still_served(conn, f"after-bad-json-{i}")

@@ -476,3 +476,30 @@ TEST(FrameDecoder, BufferedCountsOnlyCommittedBytes) {
 
 }  // namespace
 }  // namespace sd::proto
+
+namespace sd::proto {
+namespace {
+
+TEST(FrameDecoder, MismatchedBracketsAreAnErrorAtOnceAndTheNextLineIsRead) {
+  FrameDecoder d;
+  d.feed("{\"a\":[}\n{\"type\":\"PING\"}\n");
+  Frame f = d.next();
+  ASSERT_EQ(f.kind, Frame::Kind::error);
+  EXPECT_EQ(f.error, ErrorCode::bad_json);
+  EXPECT_EQ(f.detail, "mismatched brackets");
+  EXPECT_FALSE(f.fatal);
+  f = d.next();
+  ASSERT_EQ(f.kind, Frame::Kind::message);
+  EXPECT_EQ(f.text, "{\"type\":\"PING\"}");
+}
+
+TEST(FrameDecoder, BracketsInsideStringsDoNotCount) {
+  FrameDecoder d;
+  d.feed(R"({"a":"[}]{","b":[{"c":"]"}]})");
+  Frame f = d.next();
+  ASSERT_EQ(f.kind, Frame::Kind::message);
+  EXPECT_EQ(f.text, R"({"a":"[}]{","b":[{"c":"]"}]})");
+}
+
+}  // namespace
+}  // namespace sd::proto
