@@ -300,7 +300,7 @@ std::variant<Envelope, DecodeError> decode(std::string_view frame, const DecodeL
   } else if (t == "REGISTERED") {
     RegisteredMsg r;
     r.worker_id = f.string("worker_id", bad).value_or("");
-    if (auto h = f.integer("heartbeat_interval_ms", 0, std::int64_t{1} << 31, bad)) {
+    if (auto h = f.integer("heartbeat_interval_ms", 0, std::numeric_limits<int>::max(), bad)) {
       r.heartbeat_interval_ms = static_cast<int>(*h);
     }
     out = Envelope{std::move(r), std::nullopt};
@@ -368,8 +368,11 @@ void append_double(std::string& out, double d) {
 }  // namespace
 
 void encode(std::string& out, const TaskMsg& m) {
-  out.append("{\"type\":\"TASK\",\"task_id\":");
-  append_json_string(out, m.task_id);
+  out.append("{\"type\":\"TASK\"");
+  if (!m.task_id.empty()) {  // absent: the server makes one
+    append_key(out, "task_id");
+    append_json_string(out, m.task_id);
+  }
   append_key(out, "task_type");
   append_json_string(out, m.task_type);
   append_key(out, "task_data");
