@@ -215,24 +215,48 @@ void Server::needs_commit(Session& s) {
   s.mark_dirty();
 }
 
-void Server::start_commit() {
+store::WriteBatch Server::take_unstored() {
   store::WriteBatch batch = dispatcher_.take_batch();
   if (!pending_.empty()) {
-    append_ops(pending_, batch);
+    append_ops(pending_, batch);  // what a failed write left goes first
     batch = std::exchange(pending_, {});
   }
+  return batch;
+}
+
+Server::StoreOutcome Server::write_batch(store::TaskStore& st, const store::WriteBatch& batch) {
+  StoreOutcome out;
+  const auto t0 = Clock::now();
+  try {
+    st.write(batch);
+    out.ok = true;
+  } catch (const store::InvalidBatchError& e) {
+    out.invalid = true;
+    out.error = e.what();
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return out;
+}
+
+void Server::release_held_open() {
+  for (auto& s : std::exchange(held_open_, {})) {
+    s->cut_for_commit();
+    s->committed();
+    s->flush();
+  }
+}
+
+void Server::start_commit() {
+  store::WriteBatch batch = take_unstored();
   const std::uint64_t seq = dispatcher_.next_seq();
   // While the store is failing, retry at most every kStoreRetry, not every round; the
   // server serves from memory meanwhile (STATS says so).
   if (batch.empty() || (!store_healthy_ && Clock::now() < store_retry_at_)) {
     if (!batch.empty()) pending_ = std::move(batch);
     committed_seq_ = seq;
-    auto held = std::exchange(held_open_, {});
-    for (auto& s : held) {
-      s->cut_for_commit();
-      s->committed();
-      s->flush();
-    }
+    release_held_open();
     if (shutting_down_) check_shutdown_progress();
     return;
   }
@@ -240,20 +264,7 @@ void Server::start_commit() {
   held_cut_ = std::exchange(held_open_, {});
   commit_inflight_ = true;
   auto job = std::make_shared<std::pair<store::WriteBatch, StoreOutcome>>(std::move(batch), StoreOutcome{});
-  writer_.run(
-      [job](store::TaskStore& st) {
-        const auto t0 = Clock::now();
-        try {
-          st.write(job->first);
-          job->second.ok = true;
-        } catch (const store::InvalidBatchError& e) {
-          job->second.invalid = true;
-          job->second.error = e.what();
-        } catch (const std::exception& e) {
-          job->second.error = e.what();
-        }
-        job->second.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-      },
+  writer_.run([job](store::TaskStore& st) { job->second = write_batch(st, job->first); },
       [this, job, seq] { commit_done(std::move(job->first), job->second, seq); });
 }
 
@@ -298,24 +309,9 @@ void Server::note_write(store::WriteBatch batch, const StoreOutcome& outcome) {
 }
 
 void Server::persist_now() {
-  store::WriteBatch batch = dispatcher_.take_batch();
-  if (!pending_.empty()) {
-    append_ops(pending_, batch);
-    batch = std::exchange(pending_, {});
-  }
+  store::WriteBatch batch = take_unstored();
   if (batch.empty()) return;
-  StoreOutcome outcome;
-  writer_.with_store([&](store::TaskStore& st) {
-    try {
-      st.write(batch);
-      outcome.ok = true;
-    } catch (const store::InvalidBatchError& e) {
-      outcome.invalid = true;
-      outcome.error = e.what();
-    } catch (const std::exception& e) {
-      outcome.error = e.what();
-    }
-  });
+  const StoreOutcome outcome = writer_.with_store([&](store::TaskStore& st) { return write_batch(st, batch); });
   note_write(std::move(batch), outcome);
 }
 
@@ -900,11 +896,7 @@ void Server::check_shutdown_progress() {
     spdlog::error("Almacén no disponible al apagar: {} operaciones no guardadas", pending_.size());
   }
   committed_seq_ = dispatcher_.next_seq();
-  for (auto& s : std::exchange(held_open_, {})) {
-    s->cut_for_commit();
-    s->committed();
-    s->flush();
-  }
+  release_held_open();
   flush_dirty();
   auto done = std::move(on_shutdown_done_);
   on_shutdown_done_ = nullptr;

@@ -103,6 +103,12 @@ class Server final : private DispatchSink {
   /// failed write left), unless one is under way: one transaction, on the store's
   /// thread. The output held for it leaves when it is done (commit_done).
   void start_commit();
+  /// The operations not stored yet: what a failed write left, then this round's.
+  store::WriteBatch take_unstored();
+  /// Writes `batch` in one transaction; never throws (the outcome says what happened).
+  static StoreOutcome write_batch(store::TaskStore& st, const store::WriteBatch& batch);
+  /// Nothing is to be committed for the output held for the next round: it leaves now.
+  void release_held_open();
   void commit_done(store::WriteBatch batch, const StoreOutcome& outcome, std::uint64_t seq);
   /// Shutdown only, with no commit under way: stores what is left, synchronously.
   void persist_now();
