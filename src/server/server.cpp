@@ -41,29 +41,12 @@ std::int64_t wall_ms() {
       .count();
 }
 
-/// Appends `from`'s operations to `to`, in order.
-void append_ops(store::WriteBatch& to, const store::WriteBatch& from) {
-  for (const auto& op : from.ops()) {
-    std::visit(
-        [&](const auto& o) {
-          using O = std::decay_t<decltype(o)>;
-          if constexpr (std::is_same_v<O, store::WriteBatch::AddTask>) {
-            to.add_task(o.task);
-          } else if constexpr (std::is_same_v<O, store::WriteBatch::Start>) {
-            to.start(o.task_id, o.attempt);
-          } else if constexpr (std::is_same_v<O, store::WriteBatch::Requeue>) {
-            to.requeue(o.task_id);
-          } else if constexpr (std::is_same_v<O, store::WriteBatch::Finish>) {
-            to.finish(o.result);
-          } else {
-            to.drop(o.task_id);
-          }
-        },
-        op);
-  }
-}
-
 constexpr auto kStoreRetry = std::chrono::milliseconds(500);
+// A task's "running" record (its attempt number) waits this long for the task's result,
+// so that a short task costs the store one write when it finishes instead of two. What
+// it buys on a crash is only that a worker's late result for that attempt is taken in;
+// a task whose record had not been written yet is run again (at-least-once) instead.
+constexpr auto kRunningRecordDelay = std::chrono::milliseconds(50);
 constexpr auto kPurgeEvery = std::chrono::seconds(1);
 constexpr std::int64_t kPurgeBatch = 1000;
 
@@ -195,7 +178,7 @@ void Server::end_turn() {
   // Output that depends on nothing uncommitted (tasks for workers accepted in earlier
   // rounds, PONG, STATS, ERROR, STATUS) leaves now.
   flush_dirty();
-  if (!commit_scheduled_ && !commit_inflight_) {
+  if (!commit_scheduled_ && commits_inflight_ < Session::kMaxCommitsInFlight) {
     commit_scheduled_ = true;
     asio::post(io_, [this] { commit_turns(); });
   }
@@ -203,7 +186,7 @@ void Server::end_turn() {
 
 void Server::commit_turns() {
   commit_scheduled_ = false;
-  if (!commit_inflight_) start_commit();
+  if (commits_inflight_ < Session::kMaxCommitsInFlight) start_commit();
 }
 
 void Server::needs_commit(Session& s) {
@@ -215,11 +198,21 @@ void Server::needs_commit(Session& s) {
   s.mark_dirty();
 }
 
-store::WriteBatch Server::take_unstored() {
-  store::WriteBatch batch = dispatcher_.take_batch();
-  if (!pending_.empty()) {
-    append_ops(pending_, batch);  // what a failed write left goes first
-    batch = std::exchange(pending_, {});
+store::WriteBatch Server::take_unstored(bool hold_young_starts) {
+  // In order: what a failed write left, the running records held back last round, then
+  // this round's operations (ops on one task never overtake each other).
+  store::WriteBatch batch = std::exchange(pending_, {});
+  batch.append(std::exchange(held_starts_, {}));
+  batch.append(dispatcher_.take_batch());
+  if (hold_young_starts) {
+    held_starts_ = batch.extract_if([this](const store::WriteBatch::Op& op) {
+      const auto* start = std::get_if<store::WriteBatch::Start>(&op);
+      if (start == nullptr) return false;
+      // Still out on that attempt: no later operation on the task was recorded.
+      const TaskEntry* e = dispatcher_.find_pending(start->task_id);
+      return e != nullptr && e->state == TaskEntry::State::running && e->attempt == start->attempt &&
+             now_ - e->dispatched_at < kRunningRecordDelay;
+    });
   }
   return batch;
 }
@@ -249,11 +242,20 @@ void Server::release_held_open() {
 }
 
 void Server::start_commit() {
-  store::WriteBatch batch = take_unstored();
-  const std::uint64_t seq = dispatcher_.next_seq();
   // While the store is failing, retry at most every kStoreRetry, not every round; the
   // server serves from memory meanwhile (STATS says so).
-  if (batch.empty() || (!store_healthy_ && Clock::now() < store_retry_at_)) {
+  const bool retry_later = !store_healthy_ && Clock::now() < store_retry_at_;
+  if (commits_inflight_ > 0) {
+    // A write that failed makes those queued behind it come back unwritten, and they
+    // are retried first: nothing new may overtake them.
+    if (retry_later || writer_.write_failed()) return;
+  } else {
+    writer_.clear_failure();
+  }
+  store::WriteBatch batch = take_unstored(true);
+  const std::uint64_t seq = dispatcher_.next_seq();
+  if (batch.empty() && commits_inflight_ > 0) return;  // what is held waits behind them
+  if (batch.empty() || retry_later) {
     if (!batch.empty()) pending_ = std::move(batch);
     committed_seq_ = seq;
     release_held_open();
@@ -261,20 +263,28 @@ void Server::start_commit() {
     return;
   }
   for (auto& s : held_open_) s->cut_for_commit();
-  held_cut_ = std::exchange(held_open_, {});
-  commit_inflight_ = true;
+  held_cut_.push_back(std::exchange(held_open_, {}));
+  ++commits_inflight_;
   auto job = std::make_shared<std::pair<store::WriteBatch, StoreOutcome>>(std::move(batch), StoreOutcome{});
-  writer_.run([job](store::TaskStore& st) { job->second = write_batch(st, job->first); },
-      [this, job, seq] { commit_done(std::move(job->first), job->second, seq); });
+  writer_.run_write(
+      [job](store::TaskStore& st) {
+        job->second = write_batch(st, job->first);
+        return job->second.ok;
+      },
+      [this, job, seq](bool ran) {
+        job->second.skipped = !ran;  // behind a failed write: kept for the retry, in order
+        commit_done(std::move(job->first), job->second, seq);
+      });
 }
 
 void Server::commit_done(store::WriteBatch batch, const StoreOutcome& outcome, std::uint64_t seq) {
-  commit_inflight_ = false;
+  --commits_inflight_;
   begin_turn();
   note_write(std::move(batch), outcome);
   // Committed, or the store is failing and the server serves from memory.
   committed_seq_ = seq;
-  auto held = std::exchange(held_cut_, {});
+  auto held = std::move(held_cut_.front());
+  held_cut_.pop_front();
   for (auto& s : held) {
     s->committed();
     s->flush();
@@ -284,7 +294,9 @@ void Server::commit_done(store::WriteBatch batch, const StoreOutcome& outcome, s
 }
 
 void Server::note_write(store::WriteBatch batch, const StoreOutcome& outcome) {
-  if (outcome.ok) {
+  if (outcome.skipped) {
+    pending_.append(std::move(batch));  // after the failed write's batch: order is kept
+  } else if (outcome.ok) {
     ++store_writes_;
     store_write_seconds_ += outcome.seconds;
     if (!store_healthy_) {
@@ -303,13 +315,14 @@ void Server::note_write(store::WriteBatch batch, const StoreOutcome& outcome) {
       store_healthy_ = false;
     }
     store_retry_at_ = Clock::now() + kStoreRetry;
-    // Operations recorded meanwhile are still in the dispatcher: these go first.
-    pending_ = std::move(batch);
+    // Operations recorded meanwhile are still in the dispatcher (or in the writes queued
+    // behind this one, which come back skipped): these go first.
+    pending_.append(std::move(batch));
   }
 }
 
 void Server::persist_now() {
-  store::WriteBatch batch = take_unstored();
+  store::WriteBatch batch = take_unstored(false);
   if (batch.empty()) return;
   const StoreOutcome outcome = writer_.with_store([&](store::TaskStore& st) { return write_batch(st, batch); });
   note_write(std::move(batch), outcome);
@@ -841,6 +854,9 @@ std::string Server::stats_json() const {
     st["healthy"] = store_healthy_;
     if (!store_last_error_.empty()) st["last_error"] = store_last_error_;
     st["pending_ops"] = pending_.size();
+    st["round_ops"] = dispatcher_.batch().size();
+    st["held_running_records"] = held_starts_.size();
+    st["commits_in_flight"] = commits_inflight_;
     st["failures"] = store_failures_;
     const auto& sc = dispatcher_.store_counts();
     st["queued"] = sc.queued;
@@ -881,7 +897,7 @@ void Server::shutdown(std::function<void()> done) {
 
 void Server::check_shutdown_progress() {
   if (!on_shutdown_done_) return;
-  if (commit_inflight_) return;  // called again when it is done
+  if (commits_inflight_ > 0) return;  // called again when they are done
   const bool grace_over = Clock::now() >= shutdown_deadline_;
   if (dispatcher_.running_count() > 0 && !grace_over) return;
   if (dispatcher_.running_count() > 0) {

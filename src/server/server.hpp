@@ -95,16 +95,20 @@ class Server final : private DispatchSink {
   struct StoreOutcome {
     bool ok = false;
     bool invalid = false;  ///< the batch can never be stored (InvalidBatchError)
+    bool skipped = false;  ///< not tried: a write before it failed
     std::string error;
     double seconds = 0;
     std::int64_t purged = 0;
   };
   /// Starts the commit of everything recorded since the last one (and what an earlier
-  /// failed write left), unless one is under way: one transaction, on the store's
-  /// thread. The output held for it leaves when it is done (commit_done).
+  /// failed write left): one transaction, on the store's thread, queued behind the
+  /// (at most one) under way, so that the writer never waits for the loop. The output
+  /// held for it leaves when it is done (commit_done); commits complete in order.
   void start_commit();
   /// The operations not stored yet: what a failed write left, then this round's.
-  store::WriteBatch take_unstored();
+  /// `hold_young_starts`: keep back the running records of tasks dispatched less than
+  /// kRunningRecordDelay ago (their result may come first and make them needless).
+  store::WriteBatch take_unstored(bool hold_young_starts);
   /// Writes `batch` in one transaction; never throws (the outcome says what happened).
   static StoreOutcome write_batch(store::TaskStore& st, const store::WriteBatch& batch);
   /// Nothing is to be committed for the output held for the next round: it leaves now.
@@ -160,11 +164,13 @@ class Server final : private DispatchSink {
   /// Finished ids the server can answer for: those in a durable store, or (memory store)
   /// those in recent_, added and forgotten in step with recent_order_.
   DoneIdFilter done_ids_;
-  bool commit_inflight_ = false;
+  std::size_t commits_inflight_ = 0;  ///< at most Session::kMaxCommitsInFlight
   bool purge_inflight_ = false;
   std::vector<std::shared_ptr<Session>> held_open_;  ///< output waits for the next commit
-  std::vector<std::shared_ptr<Session>> held_cut_;   ///< output waits for the one under way
+  /// Per commit under way, oldest first: the sessions whose output waits for it.
+  std::deque<std::vector<std::shared_ptr<Session>>> held_cut_;
   store::WriteBatch pending_;      ///< operations a failed write left, retried first
+  store::WriteBatch held_starts_;  ///< running records held back for the next round
   bool store_healthy_ = true;
   std::string store_last_error_;
   std::uint64_t store_failures_ = 0;

@@ -2,6 +2,9 @@
 
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <cassert>
+
 #include "server/server.hpp"
 
 namespace sd::server {
@@ -95,22 +98,22 @@ void Session::mark_dirty() {
 
 void Session::cut_for_commit() noexcept {
   if (!open_hold_) return;
+  assert(cuts_ < cut_ends_.size());  // the server starts no more commits than that
   open_hold_ = false;
-  cut_hold_ = true;
-  cut_end_ = out_.size();
+  cut_ends_[cuts_++] = out_.size();
 }
 
 void Session::committed() noexcept {
-  if (!cut_hold_) return;
-  cut_hold_ = false;
-  released_ = cut_end_;
-  cut_end_ = 0;
+  if (cuts_ == 0) return;
+  released_ = cut_ends_[0];
+  std::copy(cut_ends_.begin() + 1, cut_ends_.begin() + cuts_, cut_ends_.begin());
+  --cuts_;
 }
 
 void Session::flush() {
   dirty_ = false;
   if (state_ == State::closed || !writing_.empty() || out_.empty()) return;
-  const std::size_t n = (open_hold_ || cut_hold_) ? released_ : out_.size();
+  const std::size_t n = (open_hold_ || cuts_ > 0) ? released_ : out_.size();
   if (n == 0) return;
   if (n == out_.size()) {
     writing_.swap(out_);
@@ -119,7 +122,7 @@ void Session::flush() {
     out_.erase(0, n);
   }
   released_ = 0;  // n is either released_ or everything
-  if (cut_hold_) cut_end_ -= n;
+  for (std::size_t i = 0; i < cuts_; ++i) cut_ends_[i] -= n;
   asio::async_write(socket_, asio::buffer(writing_),
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       self->on_written(ec);

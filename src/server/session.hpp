@@ -10,6 +10,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,14 +41,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // it that has not left yet; output behind held output waits too (order is kept).
   // Commits are cut in rounds: mark_needs_commit() holds the output for the round being
   // gathered; cut_for_commit() says that round's commit has started (its bytes end
-  // here); committed() releases them.
+  // here); committed() releases the bytes of the oldest commit under way. Up to
+  // kMaxCommitsInFlight commits may be under way; they complete in the order they began.
+  static constexpr std::size_t kMaxCommitsInFlight = 2;
 
   /// What was appended so far waits for the commit of the round being gathered.
   void mark_needs_commit() noexcept { open_hold_ = true; }
   [[nodiscard]] bool needs_commit() const noexcept { return open_hold_; }
   /// The round's commit starts: the output held for it ends at the current end.
   void cut_for_commit() noexcept;
-  /// The commit started by the last cut_for_commit() is done: its output may leave.
+  /// The oldest commit this session was cut for is done: its output may leave.
   void committed() noexcept;
   /// Writes what may leave (called once per turn by the server, and after a commit).
   void flush();
@@ -86,8 +89,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool authenticated_ = false;
   bool dirty_ = false;
   bool open_hold_ = false;         ///< out_ waits for the round being gathered
-  bool cut_hold_ = false;          ///< out_[0, cut_end_) waits for the commit under way
-  std::size_t cut_end_ = 0;
+  /// out_[0, cut_ends_[i]) waits for the i-th oldest commit under way (i < cuts_).
+  std::array<std::size_t, kMaxCommitsInFlight> cut_ends_{};
+  std::uint8_t cuts_ = 0;
   std::size_t released_ = 0;       ///< out_[0, released_) may leave despite later holds
   bool reading_paused_ = false;  ///< backpressure: too much output not yet taken
   bool read_pending_ = false;

@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <memory>
+
 namespace sd::server {
 
 StoreWriter::StoreWriter(boost::asio::io_context& io, store::TaskStore& store, bool threaded)
@@ -33,6 +35,17 @@ void StoreWriter::run(Job job, std::function<void()> done) {
     queue_.push_back(Entry{std::move(job), std::move(done)});
   }
   queue_cv_.notify_one();
+}
+
+void StoreWriter::run_write(Write write, std::function<void(bool ran)> done) {
+  auto ran = std::make_shared<bool>(false);  // written by the job, read by the completion after it
+  run(
+      [this, write = std::move(write), ran](store::TaskStore& st) {
+        if (write_failed_.load(std::memory_order_relaxed)) return;  // behind a failed write
+        *ran = true;
+        if (!write(st)) write_failed_.store(true, std::memory_order_release);
+      },
+      [done = std::move(done), ran] { done(*ran); });
 }
 
 void StoreWriter::wait_idle() {

@@ -14,6 +14,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -40,6 +41,16 @@ class StoreWriter {
   /// Runs `job` with the store, then `done` on the event loop. `job` must not throw
   /// (catch the store's errors inside it and report them through captured state).
   void run(Job job, std::function<void()> done);
+
+  /// A write that later writes build on: `write` returns whether it succeeded. Once one
+  /// fails, the writes handed in behind it are not run, and their `done` is told so
+  /// (`ran` false), in order, so that the caller can retry them first, in that order;
+  /// until clear_failure(), which the caller calls when no write is under way.
+  using Write = std::function<bool(store::TaskStore&)>;
+  void run_write(Write write, std::function<void(bool ran)> done);
+  /// A write failed since the last clear_failure() (its completion may not have run yet).
+  [[nodiscard]] bool write_failed() const noexcept { return write_failed_.load(std::memory_order_acquire); }
+  void clear_failure() noexcept { write_failed_.store(false, std::memory_order_relaxed); }
 
   /// Runs `f` with the store on the calling thread once every job handed in so far has
   /// run (so `f` sees all their writes). Called from the event-loop thread, the only one
@@ -71,6 +82,7 @@ class StoreWriter {
   std::deque<Entry> queue_;
   bool busy_ = false;                ///< the thread is running a job
   bool stopping_ = false;
+  std::atomic<bool> write_failed_{false};  ///< set on the job thread, cleared by the loop
   std::thread thread_;
 };
 

@@ -159,8 +159,12 @@ BatchPlan plan_batch(const WriteBatch& batch) {
         rows.push_back(&e->row);
         break;
       case Effect::Kind::delta:
-        if (e->state) plan.updates.push_back(PlannedUpdate{id, *e->state, e->attempt});
-        if (e->result) plan.finishes.push_back(PlannedFinish{e->result, e->finish_pos});
+        // The finish overrides the state; a start's attempt is all that remains of it.
+        if (e->result) {
+          plan.finishes.push_back(PlannedFinish{e->result, e->finish_pos, e->attempt});
+        } else if (e->state) {
+          plan.updates.push_back(PlannedUpdate{id, *e->state, e->attempt});
+        }
         break;
     }
   }

@@ -38,9 +38,12 @@ struct PlannedUpdate {
 };
 
 /// Mark done with this result; if the row is missing, insert result_only_task(*result).
+/// A start earlier in the batch rides along: `attempt` is set on the row first if it
+/// is unfinished (a missing row gets result_only_task()'s attempt).
 struct PlannedFinish {
   const StoredResult* result = nullptr;
   std::size_t op_index = 0;  ///< the op that would insert the row: seq = base + op_index
+  std::optional<std::uint32_t> attempt;
 };
 
 /// seq: a store keeps a counter `base`; the row inserted by the batch's op i gets
@@ -48,8 +51,8 @@ struct PlannedFinish {
 /// same way, so even ties broken by seq agree across stores.
 ///
 /// Applied in this order: deletes, upserts, updates, finishes. A task_id appears in at
-/// most one of deletes / upserts / (updates and finishes); when in both updates and
-/// finishes, the update must run first.
+/// most one of deletes / upserts / updates / finishes (a state change followed by a
+/// finish is the finish: only the attempt it set survives, in PlannedFinish::attempt).
 struct BatchPlan {
   std::vector<std::string_view> deletes;
   std::vector<PlannedRow> upserts;  ///< in the order they were added (seq order)

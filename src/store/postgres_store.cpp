@@ -451,12 +451,22 @@ struct PostgresStore::Impl {
       }
       calls.push_back({kUpsert.name, std::move(rows).take()});
     }
-    if (!plan.updates.empty()) {
+    // A finish's attempt is an update of its own here (on an unfinished row, like the
+    // others), run before the finishes.
+    const bool finish_attempts =
+        std::any_of(plan.finishes.begin(), plan.finishes.end(), [](const auto& f) { return f.attempt.has_value(); });
+    if (!plan.updates.empty() || finish_attempts) {
       ArrayLiteral ids, states, attempts;
       for (const auto& u : plan.updates) {
         ids.text(u.task_id);
         states.integer(static_cast<std::int64_t>(u.state));
         attempts.optional(u.attempt ? std::optional<std::int64_t>(*u.attempt) : std::nullopt);
+      }
+      for (const auto& f : plan.finishes) {
+        if (!f.attempt) continue;
+        ids.text(f.result->task_id);
+        states.integer(static_cast<std::int64_t>(TaskState::running));
+        attempts.optional(std::optional<std::int64_t>(*f.attempt));
       }
       calls.push_back(
           {kUpdate.name,

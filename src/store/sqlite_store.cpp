@@ -257,7 +257,8 @@ struct SqliteStore::Impl {
                             " ON CONFLICT (task_id) DO UPDATE SET state = 2,"
                             " result = excluded.result, finished_at_ms = excluded.finished_at_ms");
     finish_stored = Statement(raw,
-                              "UPDATE sd_tasks SET state = 2, result = ?2, finished_at_ms = ?3"
+                              "UPDATE sd_tasks SET state = 2, result = ?2, finished_at_ms = ?3,"
+                              " attempt = CASE WHEN state < 2 THEN COALESCE(?4, attempt) ELSE attempt END"
                               " WHERE task_id = ?1");
     load = Statement(raw, "SELECT " SD_TASK_COLUMNS
                           " FROM sd_tasks WHERE state < 2"
@@ -369,6 +370,7 @@ struct SqliteStore::Impl {
         use->bind(1, f.result->task_id);
         use->bind(2, f.result->result_message_json);
         use->bind(3, f.result->finished_at_ms);
+        use->bind(4, f.attempt ? std::optional<std::int64_t>(*f.attempt) : std::nullopt);
         use->step();
         if (sqlite3_changes(db.get()) > 0) continue;
       }

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -112,6 +113,32 @@ class WriteBatch {
   void requeue(std::string task_id) { ops_.emplace_back(Requeue{std::move(task_id)}); }
   void finish(StoredResult result) { ops_.emplace_back(Finish{std::move(result)}); }
   void drop(std::string task_id) { ops_.emplace_back(Drop{std::move(task_id)}); }
+
+  /// Moves `other`'s operations to the end of this batch, in order.
+  void append(WriteBatch&& other) {
+    if (ops_.empty()) {
+      ops_ = std::move(other.ops_);
+    } else {
+      ops_.insert(ops_.end(), std::make_move_iterator(other.ops_.begin()), std::make_move_iterator(other.ops_.end()));
+    }
+    other.ops_.clear();
+  }
+  /// Moves the operations `pred` selects into a new batch; both keep their order.
+  template <class Pred>
+  WriteBatch extract_if(Pred&& pred) {
+    WriteBatch out;
+    auto keep = ops_.begin();
+    for (auto it = ops_.begin(); it != ops_.end(); ++it) {
+      if (pred(std::as_const(*it))) {
+        out.ops_.push_back(std::move(*it));
+      } else {
+        if (keep != it) *keep = std::move(*it);
+        ++keep;
+      }
+    }
+    ops_.erase(keep, ops_.end());
+    return out;
+  }
 
   void reserve(std::size_t n) { ops_.reserve(n); }
   bool empty() const noexcept { return ops_.empty(); }

@@ -122,6 +122,23 @@ class DurabilityScenarios:
             self.assertEqual(st["store"]["done"], total, st)
             self.assertTrue(st["store"]["healthy"], st)
 
+    def test_a_running_tasks_attempt_is_in_the_store_once_its_record_is_written(self):
+        # The running record waits up to 50 ms for the result (a short task is written
+        # once, when done); a task that runs longer has it written with the next commit.
+        server, port = self.start()
+        tid = f"{self.prefix}-long"
+        start_worker(port, threads=1)
+        with harness.connect(port) as client:
+            self.assertEqual(client.request(ack_task(tid, "sleep", {"ms": 120000}))["type"], "ACCEPTED")
+            written = lambda s: (s["in_flight"] == 1 and s["store"]["round_ops"] == 0
+                                 and s["store"]["held_running_records"] == 0
+                                 and s["store"]["commits_in_flight"] == 0 and s["store"]["pending_ops"] == 0)
+            wait_until(lambda: (lambda s: s if written(s) else None)(client.stats()), timeout=30,
+                       interval=0.02, message="the running record handed to the store and committed")
+        server.send_signal(signal.SIGKILL)
+        self.assertEqual(server.wait_exit(), -signal.SIGKILL)
+        self.assertEqual(self.stored_state_and_attempt(tid), (1, 1))
+
     def test_sigterm_keeps_queued_async_tasks_for_the_next_start(self):
         server, port = self.start()
         ids = [f"{self.prefix}-keep-{i}" for i in range(20)]
@@ -240,6 +257,14 @@ class SqliteDurability(DurabilityScenarios, E2ETestCase):
         self.addCleanup(shutil.rmtree, d, True)
         return "sqlite:" + os.path.join(d, "sd.db")
 
+    def stored_state_and_attempt(self, task_id):
+        import sqlite3
+        db = sqlite3.connect(self.store_uri[len("sqlite:"):])
+        try:
+            return db.execute("SELECT state, attempt FROM sd_tasks WHERE task_id = ?", (task_id,)).fetchone()
+        finally:
+            db.close()
+
     # ------------------------------------------------------------------ (d) failing stores
 
     def test_a_store_that_cannot_be_opened_is_a_clear_error(self):
@@ -315,6 +340,13 @@ class PostgresDurability(DurabilityScenarios, E2ETestCase):
         psql(PG_URI, f"CREATE SCHEMA {schema}")
         self.addCleanup(psql, PG_URI, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         return with_param(PG_URI, f"options=-csearch_path%3D{schema}")
+
+    def stored_state_and_attempt(self, task_id):
+        # Through stdin: psql interpolates the variable there (not with -c).
+        out = subprocess.run(["psql", self.store_uri, "-v", "ON_ERROR_STOP=1", "-t", "-A", "-F", ",", "-v",
+                              f"id={task_id}"], input="SELECT state, attempt FROM sd_tasks WHERE task_id = :'id';\n",
+                             check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+        return tuple(int(x) for x in out.split(",")) if out else None
 
     @unittest.skipUnless(os.path.isdir("/usr/lib/postgresql"), "PostgreSQL's binaries are not installed")
     def test_database_stopped_at_run_time_keeps_serving_from_memory(self):

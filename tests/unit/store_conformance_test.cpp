@@ -490,6 +490,40 @@ TEST_P(StoreConformance, LargeBatchesAreWrittenWhole) {
 // Random batches over a few ids, so that every mix of operations on one task within a
 // batch and across batches comes up; after each batch the store must hold exactly what
 // MemoryStore (which applies operations one by one, the definition) holds.
+// A start and the finish that follows it in one batch (a running record held back for
+// the result) become one write in the SQL stores; the outcome must not change.
+TEST_P(StoreConformance, StartThenFinishInOneBatchKeepsTheStartsAttemptOnlyOnUnfinishedRows) {
+  WriteBatch setup;
+  setup.add_task(make_task("queued"));
+  setup.add_task(make_task("done"));
+  setup.start("done", 1);
+  setup.finish(make_result("done", 50));
+  store().write(setup);
+
+  WriteBatch b;
+  b.start("queued", 3);
+  b.finish(make_result("queued", 100));
+  b.start("done", 7);  // a stale start of a finished task, then a second finish
+  b.finish(make_result("done", 200));
+  b.start("missing", 2);  // a late result of a task the store does not hold
+  b.finish(make_result("missing", 300));
+  store().write(b);
+
+  StoredTask queued = make_task("queued");
+  queued.attempt = 3;
+  EXPECT_EQ(store().find_task("queued"), record(queued, TaskState::done));
+  EXPECT_EQ(store().find_result("queued"), make_result("queued", 100));
+  StoredTask done = make_task("done");
+  done.attempt = 1;
+  EXPECT_EQ(store().find_task("done"), record(done, TaskState::done));
+  EXPECT_EQ(store().find_result("done"), make_result("done", 200));
+  StoredTask missing;
+  missing.task_id = "missing";
+  missing.created_at_ms = 300;
+  EXPECT_EQ(store().find_task("missing"), record(missing, TaskState::done));
+  EXPECT_EQ(store().counts(), (StoreCounts{0, 0, 3}));
+}
+
 TEST_P(StoreConformance, RandomBatchesMatchTheOneByOneDefinition) {
   constexpr int kIds = 10;
   auto id = [](int i) { return "id" + std::to_string(i); };

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/memory_store.hpp"
@@ -106,6 +107,50 @@ TEST(StoreWriter, DestructorRunsTheJobsAlreadyHandedIn) {
     for (int i = 0; i < 20; ++i) w.run([i](store::TaskStore& s) { s.write(one_task("t" + std::to_string(i))); }, [] {});
   }
   EXPECT_EQ(st.counts(), (store::StoreCounts{20, 0, 0}));
+}
+
+TEST(StoreWriter, WritesBehindAFailedWriteAreNotRunAndSaySoInOrderUntilTheFailureIsCleared) {
+  boost::asio::io_context io;
+  store::MemoryStore st;
+  auto busy = boost::asio::make_work_guard(io);
+  StoreWriter w(io, st, true);
+  std::promise<void> all_queued;
+  std::shared_future<void> queued = all_queued.get_future().share();
+  std::vector<std::pair<int, bool>> done;  // (write, ran)
+  auto record = [&done](int i) { return [&done, i](bool ran) { done.emplace_back(i, ran); }; };
+  w.run_write(
+      [queued](store::TaskStore&) {
+        queued.wait();  // the next ones are queued behind this one by now
+        return false;   // e.g. the database went away
+      },
+      record(0));
+  for (int i = 1; i <= 2; ++i) {
+    w.run_write(
+        [i](store::TaskStore& s) {
+          s.write(one_task("behind" + std::to_string(i)));
+          return true;
+        },
+        record(i));
+  }
+  all_queued.set_value();
+  while (done.size() < 3) {
+    ASSERT_EQ(io.run_one_for(std::chrono::seconds(10)), 1U) << "a completion never came";
+  }
+  EXPECT_EQ(done, (std::vector<std::pair<int, bool>>{{0, true}, {1, false}, {2, false}}));
+  EXPECT_TRUE(w.write_failed());
+  EXPECT_EQ(st.counts(), (store::StoreCounts{0, 0, 0}));  // neither write behind it ran
+
+  w.clear_failure();  // nothing under way: the caller retries
+  w.run_write(
+      [](store::TaskStore& s) {
+        s.write(one_task("retried"));
+        return true;
+      },
+      record(3));
+  ASSERT_EQ(io.run_one_for(std::chrono::seconds(10)), 1U);
+  EXPECT_EQ(done.back(), (std::pair<int, bool>{3, true}));
+  EXPECT_FALSE(w.write_failed());
+  EXPECT_EQ(st.counts(), (store::StoreCounts{1, 0, 0}));
 }
 
 }  // namespace

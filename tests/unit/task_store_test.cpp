@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 #include <variant>
 
 namespace sd::store {
@@ -32,6 +34,54 @@ TEST(WriteBatch, KeepsOperationsInTheOrderGiven) {
   EXPECT_EQ(std::get<WriteBatch::Drop>(b.ops()[4]).task_id, "a");
   b.clear();
   EXPECT_TRUE(b.empty());
+}
+
+// The ids of a batch's operations, in order ("start:a" for a start of a).
+std::vector<std::string> describe(const WriteBatch& b) {
+  std::vector<std::string> out;
+  for (const auto& op : b.ops()) {
+    if (const auto* s = std::get_if<WriteBatch::Start>(&op)) {
+      out.push_back("start:" + s->task_id);
+    } else if (const auto* f = std::get_if<WriteBatch::Finish>(&op)) {
+      out.push_back("finish:" + f->result.task_id);
+    } else if (const auto* r = std::get_if<WriteBatch::Requeue>(&op)) {
+      out.push_back("requeue:" + r->task_id);
+    } else {
+      out.push_back("other");
+    }
+  }
+  return out;
+}
+
+TEST(WriteBatch, AppendMovesTheOtherBatchsOperationsToTheEndInOrder) {
+  WriteBatch a, b, empty;
+  a.start("a", 1);
+  b.requeue("b");
+  b.finish(StoredResult{"b", "{}", 1});
+  a.append(std::move(b));
+  EXPECT_EQ(describe(a), (std::vector<std::string>{"start:a", "requeue:b", "finish:b"}));
+  EXPECT_TRUE(b.empty());
+  empty.append(std::move(a));  // into an empty batch: all of it
+  EXPECT_EQ(describe(empty), (std::vector<std::string>{"start:a", "requeue:b", "finish:b"}));
+  EXPECT_TRUE(a.empty());
+}
+
+TEST(WriteBatch, ExtractIfMovesTheSelectedOperationsOutKeepingBothOrders) {
+  WriteBatch b;
+  b.start("a", 1);
+  b.finish(StoredResult{"x", "{}", 1});
+  b.start("b", 1);
+  b.requeue("c");
+  b.start("c", 2);
+  const WriteBatch out = b.extract_if([](const WriteBatch::Op& op) {
+    const auto* s = std::get_if<WriteBatch::Start>(&op);
+    return s != nullptr && s->task_id != "b";
+  });
+  EXPECT_EQ(describe(out), (std::vector<std::string>{"start:a", "start:c"}));
+  EXPECT_EQ(describe(b), (std::vector<std::string>{"finish:x", "start:b", "requeue:c"}));
+  const WriteBatch none = b.extract_if([](const WriteBatch::Op&) { return false; });
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(b.size(), 3u);
 }
 
 TEST(StorableText, AcceptsValidUtf8) {
