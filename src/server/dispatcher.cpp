@@ -152,6 +152,7 @@ void Dispatcher::set_stored(TaskEntry& task, TaskEntry::Stored to) {
 }
 
 void Dispatcher::record_finish(TaskEntry& task, const proto::ResultMsg& sent) {
+  record_start(task);
   store::StoredResult r;
   r.task_id = task.msg.task_id;
   proto::encode(r.result_message_json, sent);
@@ -163,6 +164,7 @@ void Dispatcher::record_finish(TaskEntry& task, const proto::ResultMsg& sent) {
 }
 
 void Dispatcher::record_drop(TaskEntry& task) {
+  record_start(task);
   if (options_.record_store_ops) batch_.drop(task.msg.task_id);
   auto& n = task.stored == TaskEntry::Stored::queued    ? store_counts_.queued
             : task.stored == TaskEntry::Stored::running ? store_counts_.running
@@ -207,10 +209,35 @@ std::vector<TaskEntry*> Dispatcher::unqueue_if(const std::function<bool(const Ta
   return removed;
 }
 
-void Dispatcher::erase(TaskEntry& task) {
+void Dispatcher::erase(TaskEntry& task) { erase_entry(task); }
+
+void Dispatcher::erase_entry(TaskEntry& task) {
+  if (task.start_unrecorded) --waiting_starts_;  // nothing more will be recorded for it
   const std::string id = task.msg.task_id;  // the key dies with the entry
   tasks_.erase(id);
 }
+
+void Dispatcher::record_start(TaskEntry& task) {
+  if (!task.start_unrecorded) return;
+  task.start_unrecorded = false;
+  --waiting_starts_;
+  batch_.start(task.msg.task_id, task.attempt);
+}
+
+void Dispatcher::record_due_starts(TimePoint now, bool all) {
+  while (!start_queue_.empty() && (all || start_queue_.front().due <= now)) {
+    const WaitingStart& w = start_queue_.front();
+    auto it = tasks_.find(w.task_id);
+    // Still out on that attempt with its record waiting (else it was recorded already,
+    // or the task is gone, or it runs again under a later attempt with its own entry).
+    if (it != tasks_.end() && it->second.start_unrecorded && it->second.attempt == w.attempt) {
+      record_start(it->second);
+    }
+    start_queue_.pop_front();
+  }
+}
+
+void Dispatcher::record_waiting_starts() { record_due_starts(TimePoint{}, true); }
 
 void Dispatcher::finish(TaskEntry& task, proto::ResultMsg result) {
   if (!task.answered) {
@@ -326,6 +353,7 @@ void Dispatcher::worker_gone(ConnId conn) {
     }
     if (!accepting_ && t->keep_result) {
       // Kept for the next start, like the queued ones.
+      record_start(*t);
       if (options_.record_store_ops) batch_.requeue(t->msg.task_id);
       set_stored(*t, TaskEntry::Stored::queued);
       erase(*t);
@@ -343,6 +371,7 @@ void Dispatcher::worker_gone(ConnId conn) {
                std::to_string(max_retries) + ")");
       continue;
     }
+    record_start(*t);
     if (options_.record_store_ops) batch_.requeue(t->msg.task_id);
     set_stored(*t, TaskEntry::Stored::queued);
     enqueue(*t, true);
@@ -414,8 +443,7 @@ void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
       if (task.client != 0) sink_.send_result(task.client, result);
     }
   }
-  const std::string id = task.msg.task_id;
-  tasks_.erase(id);
+  erase_entry(task);
 }
 
 bool Dispatcher::can_run(const WorkerInfo& w, std::string_view type) const {
@@ -435,7 +463,15 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
   ++running_;
   if (ClientInfo* c = client_info(task.client)) --c->queued;
   task.msg.attempt = task.attempt;
-  if (options_.record_store_ops) batch_.start(task.msg.task_id, task.attempt);
+  if (options_.record_store_ops) {
+    if (options_.running_record_delay.count() > 0) {
+      if (!task.start_unrecorded) ++waiting_starts_;
+      task.start_unrecorded = true;
+      start_queue_.push_back(WaitingStart{task.msg.task_id, task.attempt, now + options_.running_record_delay});
+    } else {
+      batch_.start(task.msg.task_id, task.attempt);
+    }
+  }
   set_stored(task, TaskEntry::Stored::running);
   sink_.send_task(worker.conn, task.msg);
 }
@@ -481,6 +517,7 @@ void Dispatcher::dispatch(TimePoint now) {
 }
 
 void Dispatcher::tick(TimePoint now) {
+  record_due_starts(now, false);
   while (!deadlines_.empty() && deadlines_.front().at <= now) {
     std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
     Deadline d = std::move(deadlines_.back());

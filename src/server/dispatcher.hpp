@@ -3,8 +3,10 @@
 /// which result. A pure state machine: no sockets, no clock (time is passed in), no
 /// logging; its effects go out through a DispatchSink, so tests drive it directly.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -45,6 +47,10 @@ struct DispatcherOptions {
   /// Record what happens as store operations (take_batch()); off for a server that keeps
   /// nothing (the memory store), which saves a copy of every task and result.
   bool record_store_ops = true;
+  /// How long a dispatch's "running" record waits for the task's result before it is
+  /// recorded on its own (tick()). A result (or a requeue) within that time records it
+  /// just before itself, where the store merges the two into one write. 0: at once.
+  std::chrono::milliseconds running_record_delay{0};
 };
 
 /// A worker as the dispatcher sees it.
@@ -117,7 +123,9 @@ class Dispatcher {
   /// What happened since the last take_batch(), as store operations in order.
   [[nodiscard]] store::WriteBatch take_batch() {
     store::WriteBatch taken = std::exchange(batch_, {});
-    batch_.reserve(taken.size());  // the next round is likely as big
+    // The next round is likely as big; room for twice that, so that a bigger one does
+    // not move every operation recorded so far (a reallocation moves them all).
+    batch_.reserve(std::max<std::size_t>(64, 2 * taken.size()));
     return taken;
   }
   [[nodiscard]] const store::WriteBatch& batch() const noexcept { return batch_; }
@@ -143,8 +151,13 @@ class Dispatcher {
   // --- time and scheduling -------------------------------------------------------------
   /// Hands queued tasks to workers with free slots, round-robin.
   void dispatch(TimePoint now);
-  /// Timeouts: tasks past their timeout_ms, tasks no worker can run past queue_timeout.
+  /// Timeouts: tasks past their timeout_ms, tasks no worker can run past queue_timeout;
+  /// running records whose delay is over.
   void tick(TimePoint now);
+  /// Records every running record still waiting (before a last write at shutdown).
+  void record_waiting_starts();
+  /// Running tasks whose running record waits (see running_record_delay).
+  [[nodiscard]] std::size_t waiting_starts() const noexcept { return waiting_starts_; }
   /// Workers silent for longer than `timeout`.
   [[nodiscard]] std::vector<ConnId> silent_workers(TimePoint now, std::chrono::milliseconds timeout) const;
 
@@ -204,6 +217,12 @@ class Dispatcher {
   void set_stored(TaskEntry& task, TaskEntry::Stored to);
   void record_finish(TaskEntry& task, const proto::ResultMsg& sent);
   void record_drop(TaskEntry& task);
+  /// Records `task`'s running record if it waits: before any later operation on it.
+  void record_start(TaskEntry& task);
+  /// The running records whose delay is over at `now` (or all of them).
+  void record_due_starts(TimePoint now, bool all);
+  /// Forgets `task` (erasing it from tasks_).
+  void erase_entry(TaskEntry& task);
 
   DispatcherOptions options_;
   DispatchSink& sink_;
@@ -222,6 +241,13 @@ class Dispatcher {
   bool accepting_ = true;
   TimePoint last_unrunnable_check_{};
   store::WriteBatch batch_;
+  struct WaitingStart {
+    std::string task_id;
+    std::uint32_t attempt;
+    TimePoint due;
+  };
+  std::deque<WaitingStart> start_queue_;  ///< in dispatch order (so in `due` order)
+  std::size_t waiting_starts_ = 0;        ///< tasks with start_unrecorded
   store::StoreCounts store_counts_;
   std::int64_t wall_ms_ = 0;
 };

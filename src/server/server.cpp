@@ -20,6 +20,11 @@ DispatcherOptions dispatcher_options(const ServerOptions& o, bool durable) {
   d.default_max_retries = o.default_max_retries;
   d.queue_timeout = o.queue_timeout;
   d.record_store_ops = durable;
+  // A dispatch's "running" record (its attempt) waits this long for the task's result,
+  // so that a short task costs the store two row writes (accepted, finished) instead of
+  // three. What the record buys on a crash is only that a worker's late result for that
+  // attempt is taken in; a task without one is run again after a restart (at-least-once).
+  d.running_record_delay = std::chrono::milliseconds(50);
   if (durable) {
     // Server-made ids must not collide with those of earlier runs kept in the store:
     // t-<start time in base 36>-N.
@@ -42,11 +47,6 @@ std::int64_t wall_ms() {
 }
 
 constexpr auto kStoreRetry = std::chrono::milliseconds(500);
-// A task's "running" record (its attempt number) waits this long for the task's result,
-// so that a short task costs the store one write when it finishes instead of two. What
-// it buys on a crash is only that a worker's late result for that attempt is taken in;
-// a task whose record had not been written yet is run again (at-least-once) instead.
-constexpr auto kRunningRecordDelay = std::chrono::milliseconds(50);
 constexpr auto kPurgeEvery = std::chrono::seconds(1);
 constexpr std::int64_t kPurgeBatch = 1000;
 
@@ -198,21 +198,12 @@ void Server::needs_commit(Session& s) {
   s.mark_dirty();
 }
 
-store::WriteBatch Server::take_unstored(bool hold_young_starts) {
-  // In order: what a failed write left, the running records held back last round, then
-  // this round's operations (ops on one task never overtake each other).
-  store::WriteBatch batch = std::exchange(pending_, {});
-  batch.append(std::exchange(held_starts_, {}));
-  batch.append(dispatcher_.take_batch());
-  if (hold_young_starts) {
-    held_starts_ = batch.extract_if([this](const store::WriteBatch::Op& op) {
-      const auto* start = std::get_if<store::WriteBatch::Start>(&op);
-      if (start == nullptr) return false;
-      // Still out on that attempt: no later operation on the task was recorded.
-      const TaskEntry* e = dispatcher_.find_pending(start->task_id);
-      return e != nullptr && e->state == TaskEntry::State::running && e->attempt == start->attempt &&
-             now_ - e->dispatched_at < kRunningRecordDelay;
-    });
+store::WriteBatch Server::take_unstored() {
+  store::WriteBatch batch = dispatcher_.take_batch();
+  if (!pending_.empty()) {
+    // What a failed write left goes first (ops on one task never overtake each other).
+    pending_.append(std::move(batch));
+    batch = std::exchange(pending_, {});
   }
   return batch;
 }
@@ -252,7 +243,7 @@ void Server::start_commit() {
   } else {
     writer_.clear_failure();
   }
-  store::WriteBatch batch = take_unstored(true);
+  store::WriteBatch batch = take_unstored();
   const std::uint64_t seq = dispatcher_.next_seq();
   if (batch.empty() && commits_inflight_ > 0) return;  // what is held waits behind them
   if (batch.empty() || retry_later) {
@@ -322,7 +313,8 @@ void Server::note_write(store::WriteBatch batch, const StoreOutcome& outcome) {
 }
 
 void Server::persist_now() {
-  store::WriteBatch batch = take_unstored(false);
+  dispatcher_.record_waiting_starts();
+  store::WriteBatch batch = take_unstored();
   if (batch.empty()) return;
   const StoreOutcome outcome = writer_.with_store([&](store::TaskStore& st) { return write_batch(st, batch); });
   note_write(std::move(batch), outcome);
@@ -855,7 +847,7 @@ std::string Server::stats_json() const {
     if (!store_last_error_.empty()) st["last_error"] = store_last_error_;
     st["pending_ops"] = pending_.size();
     st["round_ops"] = dispatcher_.batch().size();
-    st["held_running_records"] = held_starts_.size();
+    st["held_running_records"] = dispatcher_.waiting_starts();
     st["commits_in_flight"] = commits_inflight_;
     st["failures"] = store_failures_;
     const auto& sc = dispatcher_.store_counts();

@@ -106,9 +106,7 @@ class Server final : private DispatchSink {
   /// held for it leaves when it is done (commit_done); commits complete in order.
   void start_commit();
   /// The operations not stored yet: what a failed write left, then this round's.
-  /// `hold_young_starts`: keep back the running records of tasks dispatched less than
-  /// kRunningRecordDelay ago (their result may come first and make them needless).
-  store::WriteBatch take_unstored(bool hold_young_starts);
+  store::WriteBatch take_unstored();
   /// Writes `batch` in one transaction; never throws (the outcome says what happened).
   static StoreOutcome write_batch(store::TaskStore& st, const store::WriteBatch& batch);
   /// Nothing is to be committed for the output held for the next round: it leaves now.
@@ -170,7 +168,6 @@ class Server final : private DispatchSink {
   /// Per commit under way, oldest first: the sessions whose output waits for it.
   std::deque<std::vector<std::shared_ptr<Session>>> held_cut_;
   store::WriteBatch pending_;      ///< operations a failed write left, retried first
-  store::WriteBatch held_starts_;  ///< running records held back for the next round
   bool store_healthy_ = true;
   std::string store_last_error_;
   std::uint64_t store_failures_ = 0;

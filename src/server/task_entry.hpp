@@ -35,6 +35,8 @@ struct TaskEntry {
   /// The outcome is kept in the store even if nobody waits for it: asynchronous tasks
   /// and tasks recovered from the store after a restart.
   bool keep_result = false;
+  /// Dispatched, and the store has not been told yet (DispatcherOptions::running_record_delay).
+  bool start_unrecorded = false;
   /// Where the store holds the task (the state its last recorded operation left it in).
   enum class Stored : std::uint8_t { queued, running, done } stored = Stored::queued;
 };

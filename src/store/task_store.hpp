@@ -123,23 +123,6 @@ class WriteBatch {
     }
     other.ops_.clear();
   }
-  /// Moves the operations `pred` selects into a new batch; both keep their order.
-  template <class Pred>
-  WriteBatch extract_if(Pred&& pred) {
-    WriteBatch out;
-    auto keep = ops_.begin();
-    for (auto it = ops_.begin(); it != ops_.end(); ++it) {
-      if (pred(std::as_const(*it))) {
-        out.ops_.push_back(std::move(*it));
-      } else {
-        if (keep != it) *keep = std::move(*it);
-        ++keep;
-      }
-    }
-    ops_.erase(keep, ops_.end());
-    return out;
-  }
-
   void reserve(std::size_t n) { ops_.reserve(n); }
   bool empty() const noexcept { return ops_.empty(); }
   std::size_t size() const noexcept { return ops_.size(); }

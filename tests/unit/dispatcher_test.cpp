@@ -1338,6 +1338,74 @@ TEST(DispatcherStore, RecordsAddStartRequeueFinishAndDropInOrder) {
   EXPECT_EQ(c, (store::StoreCounts{0, 0, 1}));
 }
 
+DispatcherOptions delayed_running_records() {
+  DispatcherOptions o;
+  o.running_record_delay = std::chrono::milliseconds(50);
+  return o;
+}
+
+TEST(DispatcherStore, ARunningRecordWaitsForTheResultAndIsRecordedJustBeforeIt) {
+  Harness h(delayed_running_records());
+  h.add_worker(kW1);
+  ASSERT_TRUE(h.submit(kClient, task("a")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"add a"}));
+  EXPECT_EQ(h.d.waiting_starts(), 1u);
+  h.now += std::chrono::milliseconds(49);
+  h.d.tick(h.now);
+  EXPECT_TRUE(h.d.batch().empty());
+  h.complete(kW1, "a");
+  // Next to each other, so that the store writes them as one.
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"start a 1", "finish a"}));
+  EXPECT_EQ(h.d.waiting_starts(), 0u);
+  h.now += std::chrono::milliseconds(10);
+  h.d.tick(h.now);
+  EXPECT_TRUE(h.d.batch().empty());
+}
+
+TEST(DispatcherStore, ARunningRecordIsRecordedOnItsOwnOnceItsDelayIsOver) {
+  Harness h(delayed_running_records());
+  h.add_worker(kW1);
+  ASSERT_TRUE(h.submit(kClient, task("long")));
+  h.d.dispatch(h.now);
+  (void)h.d.take_batch();
+  h.now += std::chrono::milliseconds(50);
+  h.d.tick(h.now);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"start long 1"}));
+  EXPECT_EQ(h.d.waiting_starts(), 0u);
+  h.complete(kW1, "long");
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"finish long"}));
+}
+
+TEST(DispatcherStore, AWaitingRunningRecordGoesBeforeARequeueAndTheNextAttemptWaitsAgain) {
+  Harness h(delayed_running_records());
+  h.add_worker(kW1);
+  ASSERT_TRUE(h.submit(kClient, task("a")));
+  h.d.dispatch(h.now);
+  (void)h.d.take_batch();
+  h.d.worker_gone(kW1);
+  h.add_worker(kW2);
+  h.d.dispatch(h.now);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"start a 1", "requeue a"}));
+  EXPECT_EQ(h.d.waiting_starts(), 1u);
+  // The first attempt's turn comes first: it is recorded already; the second's follows.
+  h.now += std::chrono::milliseconds(50);
+  h.d.tick(h.now);
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"start a 2"}));
+}
+
+TEST(DispatcherStore, WaitingRunningRecordsAreAllRecordedOnRequest) {
+  Harness h(delayed_running_records());
+  h.add_worker(kW1, 2);
+  ASSERT_TRUE(h.submit(kClient, task("a")));
+  ASSERT_TRUE(h.submit(kClient, task("b")));
+  h.d.dispatch(h.now);
+  (void)h.d.take_batch();
+  h.d.record_waiting_starts();  // before the last write of a shutdown
+  EXPECT_EQ(op_names(h.d.take_batch()), (Ids{"start a 1", "start b 1"}));
+  EXPECT_EQ(h.d.waiting_starts(), 0u);
+}
+
 TEST(DispatcherStore, TheFinishHoldsTheRESULTLineTheClientGot) {
   Harness h;
   h.add_worker(kW1);

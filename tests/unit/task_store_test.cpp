@@ -66,24 +66,6 @@ TEST(WriteBatch, AppendMovesTheOtherBatchsOperationsToTheEndInOrder) {
   EXPECT_TRUE(a.empty());
 }
 
-TEST(WriteBatch, ExtractIfMovesTheSelectedOperationsOutKeepingBothOrders) {
-  WriteBatch b;
-  b.start("a", 1);
-  b.finish(StoredResult{"x", "{}", 1});
-  b.start("b", 1);
-  b.requeue("c");
-  b.start("c", 2);
-  const WriteBatch out = b.extract_if([](const WriteBatch::Op& op) {
-    const auto* s = std::get_if<WriteBatch::Start>(&op);
-    return s != nullptr && s->task_id != "b";
-  });
-  EXPECT_EQ(describe(out), (std::vector<std::string>{"start:a", "start:c"}));
-  EXPECT_EQ(describe(b), (std::vector<std::string>{"finish:x", "start:b", "requeue:c"}));
-  const WriteBatch none = b.extract_if([](const WriteBatch::Op&) { return false; });
-  EXPECT_TRUE(none.empty());
-  EXPECT_EQ(b.size(), 3u);
-}
-
 TEST(StorableText, AcceptsValidUtf8) {
   EXPECT_TRUE(is_storable_text(""));
   EXPECT_TRUE(is_storable_text(R"({"text":"Hola Mundo"})"));
