@@ -271,7 +271,7 @@ struct SqliteStore::Impl {
                       "DELETE FROM sd_tasks WHERE rowid IN (SELECT rowid FROM sd_tasks"
                       " WHERE state = 2 AND finished_at_ms < ?1"
                       " ORDER BY finished_at_ms, seq LIMIT ?2)");
-    // Each part has its partial index (a count of done rows never reads the table).
+    // Unfinished rows: a scan (at start only); done rows: their partial index.
     counts = Statement(raw,
                        "SELECT state, count(*) FROM sd_tasks WHERE state < 2 GROUP BY state"
                        " UNION ALL SELECT 2, count(*) FROM sd_tasks WHERE state = 2");
