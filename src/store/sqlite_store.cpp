@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <vector>
 
 #include "store/batch_plan.hpp"
 #include "store/migrations.hpp"
@@ -137,6 +139,9 @@ class Use {
   Statement& s_;
 };
 
+// A purge call looks at this many rows per result it may delete (see purge_results_before).
+constexpr std::int64_t kPurgeWindowFactor = 8;
+
 void run(Statement& s) {
   Use use(s);
   while (use->step()) {
@@ -176,7 +181,9 @@ struct SqliteStore::Impl {
 
   Statement begin, commit, rollback;
   Statement delete_task, upsert, update_state, finish, finish_stored;
-  Statement load, find_task, find_result, purge, counts, list_done, max_seq;
+  Statement load, find_task, find_result, purge_window, purge_row, counts, list_done, max_seq;
+  /// Where the next purge window starts (rowids after it); 0: from the first row.
+  std::int64_t purge_after_rowid = 0;
 
   Impl(std::string p, const SqliteOptions& options) : path(std::move(p)) {
     display = path;
@@ -267,14 +274,13 @@ struct SqliteStore::Impl {
     find_result = Statement(raw,
                             "SELECT result, finished_at_ms FROM sd_tasks"
                             " WHERE task_id = ?1 AND state = 2");
-    purge = Statement(raw,
-                      "DELETE FROM sd_tasks WHERE rowid IN (SELECT rowid FROM sd_tasks"
-                      " WHERE state = 2 AND finished_at_ms < ?1"
-                      " ORDER BY finished_at_ms, seq LIMIT ?2)");
-    // Unfinished rows: a scan (at start only); done rows: their partial index.
-    counts = Statement(raw,
-                       "SELECT state, count(*) FROM sd_tasks WHERE state < 2 GROUP BY state"
-                       " UNION ALL SELECT 2, count(*) FROM sd_tasks WHERE state = 2");
+    // No index on finish times (see migration 2): the purge looks at a window of rows in
+    // rowid order, one window per call, going round the table.
+    purge_window = Statement(raw,
+                             "SELECT rowid, state, finished_at_ms, seq FROM sd_tasks"
+                             " WHERE rowid > ?1 ORDER BY rowid LIMIT ?2");
+    purge_row = Statement(raw, "DELETE FROM sd_tasks WHERE rowid = ?1");
+    counts = Statement(raw, "SELECT state, count(*) FROM sd_tasks GROUP BY state");
     list_done = Statement(raw,
                           "SELECT task_id, finished_at_ms FROM sd_tasks WHERE state = 2"
                           " ORDER BY finished_at_ms, seq");
@@ -458,14 +464,58 @@ std::optional<TaskRecord> SqliteStore::find_task(std::string_view task_id) {
 std::int64_t SqliteStore::purge_results_before(std::int64_t finished_before_ms,
                                                std::int64_t limit) {
   if (limit <= 0) return 0;
+  Impl& im = *impl_;
   try {
-    Use use(impl_->purge);
-    use->bind(1, finished_before_ms);
-    use->bind(2, limit);
-    use->step();
-    return sqlite3_changes64(impl_->db.get());
+    // The window: the next kPurgeWindowFactor x limit rows after the last window (from
+    // the first row again once the end is reached). Of its done rows that finished
+    // before the cutoff, the oldest `limit` go, in one transaction.
+    struct Candidate {
+      std::int64_t finished_at_ms, seq, rowid;
+      auto operator<=>(const Candidate&) const = default;
+    };
+    std::vector<Candidate> due;
+    std::int64_t examined = 0, last_rowid = 0;
+    const std::int64_t window = limit * kPurgeWindowFactor;
+    {
+      Use use(im.purge_window);
+      use->bind(1, im.purge_after_rowid);
+      use->bind(2, window);
+      while (use->step()) {
+        ++examined;
+        last_rowid = use->int64(0);
+        if (use->int64(1) == 2 && !use->is_null(2) && use->int64(2) < finished_before_ms) {
+          due.push_back(Candidate{use->int64(2), use->int64(3), last_rowid});
+        }
+      }
+    }
+    if (static_cast<std::int64_t>(due.size()) > limit) {
+      // More are due here than this call deletes: the next call looks here again.
+      std::sort(due.begin(), due.end());
+      due.resize(static_cast<std::size_t>(limit));
+    } else {
+      im.purge_after_rowid = examined < window ? 0 : last_rowid;
+    }
+    if (due.empty()) return 0;
+    run(im.begin);
+    try {
+      for (const Candidate& c : due) {
+        Use use(im.purge_row);
+        use->bind(1, c.rowid);
+        use->step();
+      }
+      run(im.commit);
+    } catch (const StoreError&) {
+      if (sqlite3_get_autocommit(im.db.get()) == 0) {
+        try {
+          run(im.rollback);
+        } catch (const StoreError&) {
+        }
+      }
+      throw;
+    }
+    return static_cast<std::int64_t>(due.size());
   } catch (const StoreError& e) {
-    impl_->fail("purge_results_before", e);
+    im.fail("purge_results_before", e);
   }
 }
 

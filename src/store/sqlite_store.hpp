@@ -11,6 +11,10 @@
 /// One connection, opened in the constructor; statements are prepared once and reused,
 /// and every value is a bound parameter. A write() is one BEGIN IMMEDIATE ... COMMIT.
 ///
+/// The table has no index besides its task_id key, so that a task costs two row writes
+/// and no more: opening (load_unfinished(), counts(), for_each_done()) scans the table,
+/// and purge_results_before() looks at a window of rows per call (see TaskStore).
+///
 /// Thread safety: one thread at a time (like every TaskStore).
 
 #include <cstdint>

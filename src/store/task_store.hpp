@@ -184,9 +184,11 @@ class TaskStore {
   virtual std::optional<TaskRecord> find_task(std::string_view task_id) = 0;
 
   /// Deletes at most `limit` done tasks (with their results) that finished strictly
-  /// before `finished_before_ms`, oldest first, and returns how many it deleted. Call
-  /// again until it returns less than `limit` to purge everything; each call is one
-  /// bounded transaction. limit <= 0 deletes nothing.
+  /// before `finished_before_ms`, oldest first, and returns how many it deleted; each
+  /// call is one bounded transaction. limit <= 0 deletes nothing. Call again until it
+  /// returns less than `limit` to purge everything, except in SqliteStore, which looks
+  /// at a window of 8 x limit rows per call (oldest first within it), going round the
+  /// table from call to call: keep calling now and then (the server does every second).
   virtual std::int64_t purge_results_before(std::int64_t finished_before_ms,
                                             std::int64_t limit) = 0;
 

@@ -98,6 +98,52 @@ TEST(SqliteStore, FileIsInWalModeWithEveryMigrationRecordedOnce) {
             std::to_string(latest_schema_version(SqlDialect::sqlite)));
 }
 
+TEST(SqliteStore, TheTableHasNoIndexButItsKey) {
+  SqliteEnv env;
+  env.open();
+  RawDb raw(env.file());
+  EXPECT_EQ(raw.exec("SELECT group_concat(name, ',') FROM sqlite_master WHERE type = 'index'"
+                     " AND tbl_name = 'sd_tasks'"),
+            "sqlite_autoindex_sd_tasks_1");
+}
+
+// With no index on finish times, a purge call looks at a window of 8 x limit rows and
+// goes round the table: expired results behind rows it cannot delete (unfinished ones,
+// fresh results) are reached in later calls, and nothing fresh is ever deleted.
+TEST(SqliteStore, PurgeGoesRoundTheTableWindowByWindow) {
+  SqliteEnv env;
+  auto store = env.open();
+  WriteBatch b;
+  for (int i = 0; i < 100; ++i) b.add_task(task("queued" + std::to_string(i)));
+  for (int i = 0; i < 50; ++i) {
+    b.add_task(task("old" + std::to_string(i)));
+    b.finish(StoredResult{"old" + std::to_string(i), R"({"type":"RESULT"})", 10 + i});
+  }
+  for (int i = 0; i < 20; ++i) {
+    b.add_task(task("fresh" + std::to_string(i)));
+    b.finish(StoredResult{"fresh" + std::to_string(i), R"({"type":"RESULT"})", 1000});
+  }
+  store->write(b);
+  ASSERT_EQ(store->counts(), (StoreCounts{100, 0, 70}));
+
+  // limit 2: windows of 16 rows; the first 100 rows hold nothing to delete.
+  std::int64_t purged = 0;
+  int calls = 0;
+  while (purged < 50 && calls < 100) {
+    const std::int64_t n = store->purge_results_before(500, 2);
+    ASSERT_LE(n, 2);
+    purged += n;
+    ++calls;
+  }
+  EXPECT_EQ(purged, 50);
+  EXPECT_GT(calls, 25);  // 2 per call, after going past the unfinished rows
+  EXPECT_EQ(store->counts(), (StoreCounts{100, 0, 20}));
+  EXPECT_EQ(store->find_result("old49"), std::nullopt);
+  EXPECT_TRUE(store->find_result("fresh0").has_value());
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(store->purge_results_before(500, 2), 0);  // two rounds
+  EXPECT_EQ(store->counts(), (StoreCounts{100, 0, 20}));
+}
+
 TEST(SqliteStore, NewerSchemaIsRefused) {
   SqliteEnv env;
   env.open();
