@@ -107,6 +107,29 @@ TEST(SqliteStore, TheTableHasNoIndexButItsKey) {
             "sqlite_autoindex_sd_tasks_1");
 }
 
+TEST(SqliteStore, AVersion1DatabaseIsMigratedKeepingItsTasks) {
+  SqliteEnv env;
+  {
+    // What a server of schema version 1 left: its tables, indexes and one task.
+    RawDb raw(env.file());
+    raw.exec(std::string(schema_version_table_sql(SqlDialect::sqlite)));
+    raw.exec(std::string(migrations(SqlDialect::sqlite)[0].sql));
+    raw.exec("INSERT INTO sd_schema_version (version, description, applied_at_ms) VALUES (1, 'v1', 0)");
+    raw.exec("INSERT INTO sd_tasks (task_id, task_type, task_data, priority, max_retries, attempt, async,"
+             " created_at_ms, seq, state) VALUES ('kept', 'hash', '{\"text\":\"x\"}', 0, 3, 0, 1, 1, 1, 0)");
+  }
+  {
+    auto store = env.open();
+    const auto unfinished = store->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 1u);
+    EXPECT_EQ(unfinished[0].task.task_id, "kept");
+  }  // closed: its exclusive lock kept every other connection off the file
+  RawDb raw(env.file());
+  EXPECT_EQ(raw.exec("SELECT max(version) FROM sd_schema_version"),
+            std::to_string(latest_schema_version(SqlDialect::sqlite)));
+  EXPECT_EQ(raw.exec("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"), "0");
+}
+
 // With no index on finish times, a purge call looks at a window of 8 x limit rows and
 // goes round the table: expired results behind rows it cannot delete (unfinished ones,
 // fresh results) are reached in later calls, and nothing fresh is ever deleted.
