@@ -209,9 +209,7 @@ std::vector<TaskEntry*> Dispatcher::unqueue_if(const std::function<bool(const Ta
   return removed;
 }
 
-void Dispatcher::erase(TaskEntry& task) { erase_entry(task); }
-
-void Dispatcher::erase_entry(TaskEntry& task) {
+void Dispatcher::erase(TaskEntry& task) {
   if (task.start_unrecorded) --waiting_starts_;  // nothing more will be recorded for it
   const std::string id = task.msg.task_id;  // the key dies with the entry
   tasks_.erase(id);
@@ -443,7 +441,7 @@ void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
       if (task.client != 0) sink_.send_result(task.client, result);
     }
   }
-  erase_entry(task);
+  erase(task);
 }
 
 bool Dispatcher::can_run(const WorkerInfo& w, std::string_view type) const {

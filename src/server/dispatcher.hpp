@@ -221,8 +221,6 @@ class Dispatcher {
   void record_start(TaskEntry& task);
   /// The running records whose delay is over at `now` (or all of them).
   void record_due_starts(TimePoint now, bool all);
-  /// Forgets `task` (erasing it from tasks_).
-  void erase_entry(TaskEntry& task);
 
   DispatcherOptions options_;
   DispatchSink& sink_;
