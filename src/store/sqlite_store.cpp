@@ -403,10 +403,20 @@ struct SqliteStore::Impl {
     next_seq += static_cast<std::int64_t>(batch.size());
     if (plan.empty()) return;
     try {
-      run(begin);
-      apply(plan, base);
-      run(commit);
+      transaction([&] { apply(plan, base); });
     } catch (const StoreError& e) {
+      fail("write", e);
+    }
+  }
+
+  /// Runs `f` in one transaction: committed whole, or rolled back (and rethrown).
+  template <class F>
+  void transaction(F&& f) {
+    run(begin);
+    try {
+      f();
+      run(commit);
+    } catch (const StoreError&) {
       // Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves; others leave the
       // transaction open, and the next BEGIN would fail.
       if (sqlite3_get_autocommit(db.get()) == 0) {
@@ -415,7 +425,7 @@ struct SqliteStore::Impl {
         } catch (const StoreError&) {
         }
       }
-      fail("write", e);
+      throw;
     }
   }
 };
@@ -496,23 +506,13 @@ std::int64_t SqliteStore::purge_results_before(std::int64_t finished_before_ms,
       im.purge_after_rowid = examined < window ? 0 : last_rowid;
     }
     if (due.empty()) return 0;
-    run(im.begin);
-    try {
+    im.transaction([&] {
       for (const Candidate& c : due) {
         Use use(im.purge_row);
         use->bind(1, c.rowid);
         use->step();
       }
-      run(im.commit);
-    } catch (const StoreError&) {
-      if (sqlite3_get_autocommit(im.db.get()) == 0) {
-        try {
-          run(im.rollback);
-        } catch (const StoreError&) {
-        }
-      }
-      throw;
-    }
+    });
     return static_cast<std::int64_t>(due.size());
   } catch (const StoreError& e) {
     im.fail("purge_results_before", e);
