@@ -7,7 +7,7 @@ CMAKE_ARGS ?=
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test unit e2e demo bench peers scale fuzz asan tsan clean
+.PHONY: all deps build test unit e2e demo bench peers scale durability-cost fuzz asan tsan clean
 
 all: build
 
@@ -48,6 +48,10 @@ peers: build
 ## Throughput as workers (1-48) and client connections (1-200) grow.
 scale: build
 	python3 scripts/scale.py --bin $(BUILD)/bin
+
+## The cost of durability: cliente batch with the SQLite store against memory, side by side.
+durability-cost: build
+	python3 scripts/durability_cost.py --bin $(BUILD)/bin
 
 ## libFuzzer on the framing and message decoding (clang), for FUZZ_SECONDS.
 fuzz: deps
