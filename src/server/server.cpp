@@ -77,6 +77,7 @@ Server::Server(asio::io_context& io, ServerOptions options, std::unique_ptr<stor
       purge_timer_(io),
       store_(store ? std::move(store) : store::open_store("memory")),
       writer_(io, *store_, durable_),
+      recent_(durable_ ? 0 : options_.recent_results),
       read_buffer_(256 * 1024) {}
 
 std::size_t Server::recover() {
@@ -323,13 +324,7 @@ void Server::persist_now() {
 void Server::on_purge() {
   begin_turn();
   const std::int64_t cutoff = wall_ms() - static_cast<std::int64_t>(options_.result_ttl.count());
-  while (!recent_order_.empty()) {
-    auto it = recent_.find(recent_order_.front());
-    if (it != recent_.end() && it->second.finished_at_ms >= cutoff) break;
-    if (it != recent_.end()) recent_.erase(it);
-    recent_order_.pop_front();
-    done_ids_.forget_oldest();  // (memory store) added in step with recent_order_
-  }
+  recent_.expire_before(cutoff);
   if (durable_) done_ids_.expire_before(cutoff);
   if (store_healthy_ && !purge_inflight_) {
     purge_inflight_ = true;
@@ -611,10 +606,7 @@ BatchVerdict scan_batch(const store::WriteBatch& batch, std::string_view id) {
 
 std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   if (!durable_) {
-    if (!done_ids_.may_contain(task_id)) return std::nullopt;  // a new id: the common case
-    if (auto it = recent_.find(task_id); it != recent_.end()) {
-      return DoneTask{it->second.task_type, it->second.task_data, it->second.line};
-    }
+    if (const auto* e = recent_.find(task_id)) return DoneTask{e->task_type, e->task_data, e->line};
     return std::nullopt;
   }
   // A durable server files every finished id in done_ids_: an id it does not know is
@@ -657,8 +649,7 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
 
 std::optional<std::string> Server::find_result_line(const std::string& task_id) {
   if (!durable_) {
-    if (!done_ids_.may_contain(task_id)) return std::nullopt;
-    if (auto it = recent_.find(task_id); it != recent_.end()) return it->second.line;
+    if (const auto* e = recent_.find(task_id)) return e->line;
     return std::nullopt;
   }
   if (!done_ids_.may_contain(task_id)) return std::nullopt;
@@ -723,22 +714,9 @@ void Server::result_recorded(const proto::TaskMsg& task, const std::string& line
   if (durable_) {
     // The store has it (or will, with this round's commit): no second copy here.
     done_ids_.add(task.task_id, wall_ms());
-  } else if (options_.recent_results > 0) {
-    const std::int64_t now_ms = wall_ms();
-    auto [it, inserted] = recent_.try_emplace(task.task_id);
-    it->second = RecentResult{task.task_type, task.task_data.empty() ? std::string("{}") : task.task_data, line,
-                              now_ms};
-    if (inserted) {
-      // done_ids_ mirrors recent_order_ (same adds, same order), so that a new id is
-      // known new without a lookup in recent_.
-      recent_order_.push_back(task.task_id);
-      done_ids_.add(task.task_id, now_ms);
-      while (recent_order_.size() > options_.recent_results) {
-        recent_.erase(recent_order_.front());
-        recent_order_.pop_front();
-        done_ids_.forget_oldest();
-      }
-    }
+  } else {
+    recent_.put(task.task_id, task.task_type,
+                task.task_data.empty() ? std::string_view("{}") : std::string_view(task.task_data), line, wall_ms());
   }
   if (waiter_count_ == 0) return;
   auto it = waiters_.find(task.task_id);

@@ -22,6 +22,7 @@
 #include "proto/messages.hpp"
 #include "server/dispatcher.hpp"
 #include "server/done_id_filter.hpp"
+#include "server/recent_results.hpp"
 #include "server/server_options.hpp"
 #include "server/session.hpp"
 #include "server/store_writer.hpp"
@@ -78,12 +79,6 @@ class Server final : private DispatchSink {
   struct Waiter {
     ConnId conn = 0;
     TimePoint deadline{};
-  };
-  struct RecentResult {
-    std::string task_type;
-    std::string task_data;
-    std::string line;  ///< the RESULT message, without '\n'
-    std::int64_t finished_at_ms = 0;
   };
   struct DoneTask {
     std::string task_type;
@@ -159,8 +154,7 @@ class Server final : private DispatchSink {
   boost::asio::steady_timer purge_timer_;
   std::unique_ptr<store::TaskStore> store_;
   StoreWriter writer_;        ///< runs store_'s writes (and purges) off the loop
-  /// Finished ids the server can answer for: those in a durable store, or (memory store)
-  /// those in recent_, added and forgotten in step with recent_order_.
+  /// Finished ids a durable store may hold (unused with the memory store).
   DoneIdFilter done_ids_;
   std::size_t commits_inflight_ = 0;  ///< at most Session::kMaxCommitsInFlight
   bool purge_inflight_ = false;
@@ -174,8 +168,7 @@ class Server final : private DispatchSink {
   TimePoint store_retry_at_{};
   std::unordered_map<std::string, std::vector<Waiter>> waiters_;
   std::size_t waiter_count_ = 0;
-  std::unordered_map<std::string, RecentResult> recent_;
-  std::deque<std::string> recent_order_;
+  RecentResults recent_;  ///< memory store: the latest results (a durable store has them all)
   std::int64_t purged_total_ = 0;
   bool commit_scheduled_ = false;
   std::uint64_t committed_seq_ = 1;  ///< tasks with a smaller acceptance seq are stored

@@ -1,0 +1,106 @@
+#include "server/recent_results.hpp"
+
+#include <bit>
+#include <functional>
+
+namespace sd::server {
+
+namespace {
+std::uint64_t hash_id(std::string_view id) noexcept { return std::hash<std::string_view>{}(id); }
+}  // namespace
+
+RecentResults::RecentResults(std::size_t capacity) : capacity_(capacity) {
+  if (capacity > 0) index_.assign(std::bit_ceil(capacity * 2), kEmpty);
+}
+
+std::size_t RecentResults::home(std::uint64_t hash) const noexcept {
+  return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> 20) & (index_.size() - 1);
+}
+
+std::size_t RecentResults::probe(std::string_view id, std::uint64_t hash) const noexcept {
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = home(hash);; i = (i + 1) & mask) {
+    const std::uint32_t v = index_[i];
+    if (v == kEmpty) return i;
+    const Entry& e = ring_[v - 1];
+    if (e.hash == hash && e.task_id == id) return i;
+  }
+}
+
+const RecentResults::Entry* RecentResults::find(std::string_view id) const {
+  if (capacity_ == 0) return nullptr;
+  const std::uint32_t v = index_[probe(id, hash_id(id))];
+  return v == kEmpty ? nullptr : &ring_[v - 1];
+}
+
+void RecentResults::put(std::string_view id, std::string_view task_type, std::string_view task_data,
+                        std::string_view line, std::int64_t finished_at_ms) {
+  if (capacity_ == 0) return;
+  const std::uint64_t hash = hash_id(id);
+  std::size_t slot = probe(id, hash);
+  Entry* e = nullptr;
+  if (index_[slot] != kEmpty) {
+    e = &ring_[index_[slot] - 1];
+  } else {
+    if (used_ == capacity_) {
+      pop_oldest();
+      slot = probe(id, hash);  // the table may have shifted
+    }
+    // Slots are taken in order, so the ring grows one slot at a time until it is full.
+    const std::size_t at = (head_ + used_) % capacity_;
+    if (at == ring_.size()) ring_.emplace_back();
+    ++used_;
+    ++live_;
+    index_[slot] = static_cast<std::uint32_t>(at + 1);
+    e = &ring_[at];
+    e->task_id.assign(id);
+    e->hash = hash;
+    e->live = true;
+  }
+  e->task_type.assign(task_type);
+  e->task_data.assign(task_data);
+  e->line.assign(line);
+  e->finished_at_ms = finished_at_ms;
+}
+
+void RecentResults::unindex(std::size_t slot) noexcept {
+  // Backward-shift deletion: later entries of the same probe run move up, so lookups
+  // never stop early at the hole.
+  const std::size_t mask = index_.size() - 1;
+  std::size_t hole = slot;
+  for (std::size_t j = (slot + 1) & mask; index_[j] != kEmpty; j = (j + 1) & mask) {
+    const std::size_t h = home(ring_[index_[j] - 1].hash);
+    const bool home_in_between = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
+    if (!home_in_between) {
+      index_[hole] = index_[j];
+      hole = j;
+    }
+  }
+  index_[hole] = kEmpty;
+}
+
+void RecentResults::erase(std::string_view id) {
+  if (capacity_ == 0) return;
+  const std::size_t slot = probe(id, hash_id(id));
+  if (index_[slot] == kEmpty) return;
+  ring_[index_[slot] - 1].live = false;
+  unindex(slot);
+  --live_;
+}
+
+void RecentResults::pop_oldest() noexcept {
+  Entry& e = ring_[head_];
+  if (e.live) {
+    unindex(probe(e.task_id, e.hash));
+    e.live = false;
+    --live_;
+  }
+  head_ = (head_ + 1) % capacity_;
+  --used_;
+}
+
+void RecentResults::expire_before(std::int64_t cutoff_ms) {
+  while (used_ > 0 && (!ring_[head_].live || ring_[head_].finished_at_ms < cutoff_ms)) pop_oldest();
+}
+
+}  // namespace sd::server

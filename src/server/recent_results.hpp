@@ -1,0 +1,71 @@
+#pragma once
+/// The latest finished results of a server without a durable store (`--store memory`),
+/// kept for GET_RESULT and for idempotent resubmission of a finished task_id.
+///
+/// A ring of `capacity` entries: a new result takes the next slot and, once the ring is
+/// full, overwrites the oldest. An open-addressing table of id hashes finds an entry by
+/// id. A slot's strings keep their capacity when the ring comes round, so a steady stream
+/// of results allocates nothing (a node-based map paid four allocations and frees per
+/// result, and a cache miss per bucket step).
+///
+///     ring_:  [ e5 | e6 | e2 | e3 | e4 ]     head_ = 2 (oldest), used_ = 5
+///                        ^oldest   newest^ wraps to index 1
+///
+/// Thread-safety: none; the server's event-loop thread owns it.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sd::server {
+
+class RecentResults {
+ public:
+  struct Entry {
+    std::string task_id;
+    std::string task_type;
+    std::string task_data;
+    std::string line;  ///< the RESULT message, without '\n'
+    std::int64_t finished_at_ms = 0;
+    std::uint64_t hash = 0;
+    bool live = false;  ///< false: erased, or never used
+  };
+
+  /// `capacity` 0 keeps nothing.
+  explicit RecentResults(std::size_t capacity);
+
+  /// The entry for `id`, or nullptr. Valid until the next put(), erase() or expiry.
+  [[nodiscard]] const Entry* find(std::string_view id) const;
+  /// Records the result of `id`. An id already held is updated where it is (its place
+  /// in the eviction order does not change); a new one evicts the oldest when full.
+  void put(std::string_view id, std::string_view task_type, std::string_view task_data, std::string_view line,
+           std::int64_t finished_at_ms);
+  /// Forgets `id` (nothing if it is not held).
+  void erase(std::string_view id);
+  /// Forgets the oldest entries while they finished strictly before `cutoff_ms`. Entries
+  /// are expired in the order they were added; one updated later stays until those
+  /// added before it have gone.
+  void expire_before(std::int64_t cutoff_ms);
+  [[nodiscard]] std::size_t size() const noexcept { return live_; }
+
+ private:
+  static constexpr std::uint32_t kEmpty = 0;  ///< index_ slot: no entry; else ring index + 1
+
+  [[nodiscard]] std::size_t home(std::uint64_t hash) const noexcept;
+  /// The index_ slot holding `id`, or the empty slot where the probe for it stopped.
+  [[nodiscard]] std::size_t probe(std::string_view id, std::uint64_t hash) const noexcept;
+  void unindex(std::size_t slot) noexcept;
+  /// Drops the oldest ring slot (unindexing it if live).
+  void pop_oldest() noexcept;
+
+  std::size_t capacity_;
+  std::vector<Entry> ring_;  ///< grows to capacity_ as results come, then wraps
+  std::size_t head_ = 0;  ///< the oldest slot in use
+  std::size_t used_ = 0;  ///< ring slots in use, erased ones included
+  std::size_t live_ = 0;
+  std::vector<std::uint32_t> index_;  ///< linear probing; a power of two, at most half full
+};
+
+}  // namespace sd::server
