@@ -11,13 +11,18 @@
 
 namespace sd::tasks {
 
-void TaskRegistry::add(std::string name, TaskFunction fn) {
-  functions_.insert_or_assign(std::move(name), std::move(fn));
+void TaskRegistry::add(std::string name, TaskFunction fn, TaskCost cost) {
+  functions_.insert_or_assign(std::move(name), Entry{std::move(fn), cost});
 }
 
 const TaskFunction* TaskRegistry::find(std::string_view name) const {
   const auto it = functions_.find(name);
-  return it == functions_.end() ? nullptr : &it->second;
+  return it == functions_.end() ? nullptr : &it->second.fn;
+}
+
+TaskCost TaskRegistry::cost(std::string_view name) const {
+  const auto it = functions_.find(name);
+  return it == functions_.end() ? TaskCost::unbounded : it->second.cost;
 }
 
 std::vector<std::string> TaskRegistry::names() const {
@@ -48,8 +53,8 @@ TaskOutcome TaskRegistry::run(std::string_view name, const boost::json::object& 
 void register_builtin_tasks(TaskRegistry& registry) {
   registry.add("compute", run_compute);
   registry.add("fibonacci", run_fibonacci);
-  registry.add("hash", run_hash);
-  registry.add("reverse", run_reverse);
+  registry.add("hash", run_hash, TaskCost::linear_in_input);
+  registry.add("reverse", run_reverse, TaskCost::linear_in_input);
   registry.add("sleep", run_sleep);
 }
 

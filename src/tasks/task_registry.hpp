@@ -10,15 +10,28 @@
 
 namespace sd::tasks {
 
+/// How long a task type may run, as far as the worker needs to know.
+enum class TaskCost {
+  /// A few nanoseconds per byte of task_data at most, whatever the data says (reverse,
+  /// hash): a small one takes microseconds.
+  linear_in_input,
+  /// Anything else: the data may ask for any amount of work (compute's iterations,
+  /// fibonacci's n, sleep), or nobody said.
+  unbounded,
+};
+
 /// Thread-safety: fill it before the pool starts; afterwards it is only read,
 /// and concurrent reads are safe.
 class TaskRegistry {
  public:
   /// Registers (or replaces) a task type.
-  void add(std::string name, TaskFunction fn);
+  void add(std::string name, TaskFunction fn, TaskCost cost = TaskCost::unbounded);
 
   /// The implementation of `name`, or nullptr when unknown.
   [[nodiscard]] const TaskFunction* find(std::string_view name) const;
+
+  /// What add() said of `name` (unbounded when unknown).
+  [[nodiscard]] TaskCost cost(std::string_view name) const;
 
   /// Registered names, sorted.
   [[nodiscard]] std::vector<std::string> names() const;
@@ -29,7 +42,11 @@ class TaskRegistry {
                                 const TaskContext& ctx) const;
 
  private:
-  std::map<std::string, TaskFunction, std::less<>> functions_;
+  struct Entry {
+    TaskFunction fn;
+    TaskCost cost = TaskCost::unbounded;
+  };
+  std::map<std::string, Entry, std::less<>> functions_;
 };
 
 /// Registers hash, fibonacci, reverse, compute and sleep.

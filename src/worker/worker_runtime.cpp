@@ -143,8 +143,13 @@ void WorkerRuntime::read() {
     // Nothing else out: the pool is idle, and these few tasks are all it will run.
     const bool pool_idle = posted > 0 && posted <= static_cast<std::size_t>(options_.threads) &&
                            running_.size() == posted;
-    executor_->post_batch(batch_);
-    if (pool_idle) await_results_briefly();
+    if (pool_idle && inline_ok_) {
+      run_batch_here();
+    } else {
+      executor_->post_batch(batch_);
+      if (pool_idle) await_results_briefly();
+    }
+    inline_ok_ = true;
     flush();
     read();
   });
@@ -193,6 +198,10 @@ void WorkerRuntime::handle_frame(std::string_view frame) {
 }
 
 void WorkerRuntime::start_task(proto::TaskMsg task) {
+  if (task.task_data.size() > kInlineMaxDataBytes ||
+      registry_.cost(task.task_type) != tasks::TaskCost::linear_in_input) {
+    inline_ok_ = false;
+  }
   Running& slot = running_[task.task_id];
   slot.attempt = task.attempt;
   slot.stop = std::stop_source();
@@ -232,6 +241,20 @@ void WorkerRuntime::start_task(proto::TaskMsg task) {
     // One post per batch of results, not one per result.
     if (post && alive_) asio::post(io_, [this] { collect_results(); });
   });
+}
+
+void WorkerRuntime::run_batch_here() {
+  {
+    std::lock_guard lock(done_mutex_);
+    io_waiting_ = true;  // the jobs below must not post collect_results(): it follows
+  }
+  for (Executor::Job& job : batch_) job();
+  batch_.clear();
+  {
+    std::lock_guard lock(done_mutex_);
+    io_waiting_ = false;
+  }
+  collect_results();
 }
 
 void WorkerRuntime::await_results_briefly() {

@@ -116,6 +116,24 @@ TEST(TaskRegistry, NamesAreSorted) {
   EXPECT_EQ(registry.names(), (std::vector<std::string>{"alpha", "mid", "zeta"}));
 }
 
+TEST(TaskRegistry, CostIsWhatAddSaidAndUnboundedOtherwise) {
+  TaskRegistry registry;
+  registry.add("cheap", ok_result, TaskCost::linear_in_input);
+  registry.add("plain", ok_result);
+  EXPECT_EQ(registry.cost("cheap"), TaskCost::linear_in_input);
+  EXPECT_EQ(registry.cost("plain"), TaskCost::unbounded);
+  EXPECT_EQ(registry.cost("unknown"), TaskCost::unbounded);
+}
+
+TEST(TaskRegistry, OnlyReverseAndHashAmongTheBuiltInsAreLinearInTheirInput) {
+  const TaskRegistry r = builtin_registry();
+  EXPECT_EQ(r.cost("reverse"), TaskCost::linear_in_input);
+  EXPECT_EQ(r.cost("hash"), TaskCost::linear_in_input);
+  EXPECT_EQ(r.cost("compute"), TaskCost::unbounded);
+  EXPECT_EQ(r.cost("fibonacci"), TaskCost::unbounded);
+  EXPECT_EQ(r.cost("sleep"), TaskCost::unbounded);
+}
+
 TEST(TaskRegistry, EmptyRegistryHasNoNames) { EXPECT_TRUE(TaskRegistry{}.names().empty()); }
 
 TEST(TaskRegistry, BuiltinRegistryHoldsTheFiveBuiltInTypes) {
