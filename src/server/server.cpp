@@ -179,7 +179,9 @@ void Server::end_turn() {
   // Output that depends on nothing uncommitted (tasks for workers accepted in earlier
   // rounds, PONG, STATS, ERROR, STATUS) leaves now.
   flush_dirty();
-  if (!commit_scheduled_ && commits_inflight_ < Session::kMaxCommitsInFlight) {
+  // (Without a durable store there is nothing to commit; the round still ends there
+  // during a shutdown, which checks its progress at the end of each round.)
+  if ((durable_ || shutting_down_) && !commit_scheduled_ && commits_inflight_ < Session::kMaxCommitsInFlight) {
     commit_scheduled_ = true;
     asio::post(io_, [this] { commit_turns(); });
   }

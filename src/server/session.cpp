@@ -73,13 +73,14 @@ void Session::on_readable() {
     }
     if (n < buf.size()) break;
   }
-  if (eof) {
-    close(true);
-  } else if (state_ == State::open) {
+  if (eof) close(true);
+  // The replies leave first (end_turn writes them), then reading is re-armed: that costs
+  // an epoll_ctl, which a peer waiting for a reply should not wait for.
+  server_.end_turn();
+  if (state_ == State::open) {
     if (role_ == Role::client && over_high_water()) reading_paused_ = true;
     wait_readable();
   }
-  server_.end_turn();
 }
 
 bool Session::over_high_water() const { return pending_output() > server_.options().client_high_water_bytes; }
