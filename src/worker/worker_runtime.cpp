@@ -139,17 +139,18 @@ void WorkerRuntime::read() {
       }
       if (n < kChunk) break;  // that was all there was
     }
-    const std::size_t posted = batch_.size();
+    // Tiny tasks (here_) run now, on this thread; the others go to the pool first, so
+    // that it works meanwhile.
+    const std::size_t pooled = batch_.size();
     // Nothing else out: the pool is idle, and these few tasks are all it will run.
-    const bool pool_idle = posted > 0 && posted <= static_cast<std::size_t>(options_.threads) &&
-                           running_.size() == posted;
-    if (pool_idle && inline_ok_) {
-      run_batch_here();
-    } else {
-      executor_->post_batch(batch_);
-      if (pool_idle) await_results_briefly();
+    const bool pool_idle = pooled > 0 && pooled <= static_cast<std::size_t>(options_.threads) &&
+                           running_.size() == pooled + here_.size();
+    executor_->post_batch(batch_);
+    if (!here_.empty()) {
+      run_here();
+    } else if (pool_idle) {
+      await_results_briefly();
     }
-    inline_ok_ = true;
     flush();
     read();
   });
@@ -198,17 +199,15 @@ void WorkerRuntime::handle_frame(std::string_view frame) {
 }
 
 void WorkerRuntime::start_task(proto::TaskMsg task) {
-  if (task.task_data.size() > kInlineMaxDataBytes ||
-      registry_.cost(task.task_type) != tasks::TaskCost::linear_in_input) {
-    inline_ok_ = false;
-  }
+  const bool tiny = task.task_data.size() <= kInlineMaxDataBytes &&
+                    registry_.cost(task.task_type) == tasks::TaskCost::linear_in_input;
   Running& slot = running_[task.task_id];
   slot.attempt = task.attempt;
   slot.stop = std::stop_source();
   tasks::TaskContext ctx;
   ctx.stop = slot.stop.get_token();
   if (task.timeout_ms) ctx.deadline = Clock::now() + std::chrono::milliseconds(*task.timeout_ms);
-  batch_.push_back([this, task = std::move(task), ctx, gen = generation_]() mutable {
+  (tiny ? here_ : batch_).push_back([this, task = std::move(task), ctx, gen = generation_]() mutable {
     const auto started = Clock::now();
     tasks::TaskOutcome outcome;
     boost::system::error_code ec;
@@ -243,13 +242,13 @@ void WorkerRuntime::start_task(proto::TaskMsg task) {
   });
 }
 
-void WorkerRuntime::run_batch_here() {
+void WorkerRuntime::run_here() {
   {
     std::lock_guard lock(done_mutex_);
     io_waiting_ = true;  // the jobs below must not post collect_results(): it follows
   }
-  for (Executor::Job& job : batch_) job();
-  batch_.clear();
+  for (Executor::Job& job : here_) job();
+  here_.clear();
   {
     std::lock_guard lock(done_mutex_);
     io_waiting_ = false;

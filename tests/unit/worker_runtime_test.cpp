@@ -11,6 +11,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -51,6 +52,12 @@ class WorkerRuntimeThreads : public ::testing::Test {
       log_.note(d);
       return tasks::TaskOutcome::success("{}");
     });
+    // Holds its pool thread until release_ is set (or 10 s pass).
+    registry_.add("blocking", [this](const boost::json::object& d, const tasks::TaskContext&) {
+      log_.note(d);
+      release_.wait_for(std::chrono::seconds(10));
+      return tasks::TaskOutcome::success("{}");
+    });
     acceptor_.open(tcp::v4());
     acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     acceptor_.listen();
@@ -68,6 +75,10 @@ class WorkerRuntimeThreads : public ::testing::Test {
   }
 
   void TearDown() override {
+    try {
+      release_promise_.set_value();
+    } catch (const std::future_error&) {  // already released by the test
+    }
     std::promise<void> stopped;
     asio::post(io_, [&] { runtime_->stop_now([&] { stopped.set_value(); }); });
     EXPECT_EQ(stopped.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
@@ -97,6 +108,8 @@ class WorkerRuntimeThreads : public ::testing::Test {
   std::unique_ptr<WorkerRuntime> runtime_;
   std::thread io_thread_;
   std::thread::id io_id_;
+  std::promise<void> release_promise_;
+  std::shared_future<void> release_ = release_promise_.get_future().share();
 };
 
 TEST_F(WorkerRuntimeThreads, ATinyTaskOnAnIdlePoolRunsOnTheIoThread) {
@@ -119,6 +132,27 @@ TEST_F(WorkerRuntimeThreads, ATinyTypeWithLargeDataRunsOnThePool) {
   const std::string reply = read_line();
   EXPECT_NE(reply.find(R"("task_id":"big")"), std::string::npos) << reply;
   EXPECT_NE(log_.of("big"), io_id_);
+}
+
+TEST_F(WorkerRuntimeThreads, ATinyTaskDoesNotWaitBehindAFullPool) {
+  // Both pool threads are held; a tiny task sent after them is answered at once.
+  send_task("b1", "blocking");
+  send_task("b2", "blocking");
+  send_task("t1", "tiny");
+  const std::string first = read_line();
+  EXPECT_NE(first.find(R"("task_id":"t1")"), std::string::npos) << first;
+  EXPECT_EQ(log_.of("t1"), io_id_);
+  release_promise_.set_value();
+  std::set<std::string> rest;
+  for (int i = 0; i < 2; ++i) {
+    const std::string line = read_line();
+    for (const char* id : {"b1", "b2"}) {
+      if (line.find(std::string(R"("task_id":")") + id + "\"") != std::string::npos) rest.insert(id);
+    }
+  }
+  EXPECT_EQ(rest, (std::set<std::string>{"b1", "b2"}));
+  EXPECT_NE(log_.of("b1"), io_id_);
+  EXPECT_NE(log_.of("b2"), io_id_);
 }
 
 }  // namespace
