@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev libgmp-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libpq-dev postgresql
+  libgoogle-perftools-dev
 )
 if [ "${1:-}" = "--peers" ]; then
   PACKAGES+=(gearman-job-server gearman-tools libgearman-dev beanstalkd iproute2 time)
