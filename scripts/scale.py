@@ -2,15 +2,20 @@
 """The scale curve (`make scale`): throughput as workers and client connections grow.
 
     scripts/scale.py [--bin build/bin] [--store memory] [--tasks 20000] [--reps 3]
-                     [--workers 1,2,4,8,16,32,48] [--conns 1,10,50,100,200]
+                     [--workers 1,2,4,8,16,32,48] [--conns 1,10,50,100,200] [--deep-load 3200]
 
 Sweep 1: one servidor; workers (--threads 4 each) are added one by one up to each
 count of --workers, and at each point sd-bench sends --tasks `reverse` tasks over one
-connection with 256 in flight. Sweep 2: a fresh servidor with 3 workers; sd-bench
-spreads about 256 tasks in flight over each count of --conns connections (at least one
-per connection). Each point is the median of --reps runs; every result is checked by
-sd-bench. The table ends with each sweep's worst point as a share of its best: the
-system "does not collapse" when that share is at least 0.80.
+connection with 256 in flight. Sweep 2 ("conns"): a fresh servidor with 3 workers;
+sd-bench spreads about 256 tasks in flight over each count of --conns connections (at
+least one per connection), so the offered load stays the same while each connection
+carries less of it: at 200 connections each has one or two tasks out, and every task
+costs its own read and write on both sides. Sweep 3 ("conns-deep"): the same server and
+the same idea with --deep-load tasks in flight in all (3200: 16 per connection at 200),
+so that each connection still pipelines (each run sends 20 x that many tasks, or
+--tasks if more). Each point is the median of --reps runs; every
+result is checked by sd-bench. The table ends with each sweep's worst point as a share
+of its best: the system "does not collapse" when that share is at least 0.80.
 
 Readiness is read from the programs themselves (the server's startup line, each
 worker's registration line), with deadlines; nothing sleeps to synchronise. Every process
@@ -41,7 +46,8 @@ class Proc:
         self.cond = threading.Condition()
         self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.popen.stdout:
@@ -75,13 +81,15 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+        self.reader.join(10)  # it writes the last lines to the log; then the log may close
         self.log.close()
 
 
-def run_bench(args, port, conns, inflight):
+def run_bench(args, port, conns, inflight, tasks=None):
+    tasks = tasks or args.tasks
     cmd = [os.path.join(args.bin, "sd-bench"), "--host", "127.0.0.1", "--port", str(port),
            "--type", "reverse", "--conns", str(conns), "--inflight", str(inflight),
-           "--tasks", str(args.tasks), "--warmup", str(min(2000, args.tasks // 10)),
+           "--tasks", str(tasks), "--warmup", str(min(2000, tasks // 10)),
            "--timeout", "120s", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if out.returncode != 0:
@@ -89,8 +97,8 @@ def run_bench(args, port, conns, inflight):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def point(args, port, conns, inflight):
-    runs = [run_bench(args, port, conns, inflight) for _ in range(args.reps)]
+def point(args, port, conns, inflight, tasks=None):
+    runs = [run_bench(args, port, conns, inflight, tasks) for _ in range(args.reps)]
     rates = [r["throughput"] for r in runs]
     p99s = [r["latency_us"]["p99"] for r in runs]
     return statistics.median(rates), statistics.median(p99s), rates
@@ -118,13 +126,15 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--workers", default="1,2,4,8,16,32,48")
     ap.add_argument("--conns", default="1,10,50,100,200")
+    ap.add_argument("--deep-load", type=int, default=3200,
+                    help="tasks in flight in all, spread over the connections, in the third sweep (0: skip it)")
     ap.add_argument("--json", help="also write the points to this file")
     args = ap.parse_args()
     worker_counts = [int(x) for x in args.workers.split(",")]
     conn_counts = [int(x) for x in args.conns.split(",")]
     logs = tempfile.mkdtemp(prefix="sd-scale.")
     procs = []
-    table = {"workers": [], "conns": []}
+    table = {"workers": [], "conns": [], "conns-deep": []}
     ok = True
     try:
         srv, port = start_server(args, logs, "workers")
@@ -154,6 +164,15 @@ def main():
                                    "p99_us": p99, "runs": rates})
             print(f"workers=  3  conns={conns:3d} x {inflight:3d} {rate:10.0f} tasks/s  p99 {p99:8.0f} us",
                   flush=True)
+        if args.deep_load > 0:
+            for conns in conn_counts:
+                inflight = max(1, -(-args.deep_load // conns))
+                # 20 windows' worth, so that filling and draining the window stay small.
+                rate, p99, rates = point(args, port, conns, inflight, max(args.tasks, 20 * args.deep_load))
+                table["conns-deep"].append({"conns": conns, "inflight_per_conn": inflight, "rate": rate,
+                                            "p99_us": p99, "runs": rates})
+                print(f"workers=  3  conns={conns:3d} x {inflight:4d} {rate:9.0f} tasks/s  "
+                      f"p99 {p99:8.0f} us", flush=True)
     except Exception as exc:  # reported, then the processes are stopped
         print(f"scale.py: {exc} (logs in {logs})", file=sys.stderr)
         ok = False
@@ -161,7 +180,7 @@ def main():
         for p in reversed(procs):
             p.stop()
 
-    for sweep in ("workers", "conns"):
+    for sweep in ("workers", "conns", "conns-deep"):
         pts = table[sweep]
         if pts:
             best = max(p["rate"] for p in pts)
