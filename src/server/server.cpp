@@ -213,7 +213,6 @@ store::WriteBatch Server::take_unstored() {
 
 Server::StoreOutcome Server::write_batch(store::TaskStore& st, const store::WriteBatch& batch) {
   StoreOutcome out;
-  out.ops = batch.size();
   const auto t0 = Clock::now();
   try {
     st.write(batch);
@@ -264,9 +263,6 @@ void Server::start_commit() {
   writer_.run_write(
       [job](store::TaskStore& st) {
         job->second = write_batch(st, job->first);
-        // Stored: its copies are freed here, off the loop (with tcmalloc a free from
-        // another thread is cheap). A failed batch goes back to the loop for the retry.
-        if (job->second.ok) job->first.clear();
         return job->second.ok;
       },
       [this, job, seq](bool ran) {
@@ -298,7 +294,7 @@ void Server::note_write(store::WriteBatch batch, const StoreOutcome& outcome) {
     ++store_writes_;
     store_write_seconds_ += outcome.seconds;
     if (!store_healthy_) {
-      spdlog::info("Almacén recuperado: {} operaciones pendientes guardadas", outcome.ops);
+      spdlog::info("Almacén recuperado: {} operaciones pendientes guardadas", batch.size());
       store_healthy_ = true;
     }
   } else if (outcome.invalid) {

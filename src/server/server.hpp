@@ -94,7 +94,6 @@ class Server final : private DispatchSink {
     std::string error;
     double seconds = 0;
     std::int64_t purged = 0;
-    std::size_t ops = 0;  ///< operations in the batch written
   };
   /// Starts the commit of everything recorded since the last one (and what an earlier
   /// failed write left): one transaction, on the store's thread, queued behind the
