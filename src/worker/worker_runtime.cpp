@@ -113,14 +113,16 @@ void WorkerRuntime::read() {
       return;
     }
     constexpr std::size_t kChunk = 64 * 1024;
-    for (int reads = 0; reads < 16; ++reads) {
+    bool lost = false;  // the connection went away while reading
+    for (int reads = 0; reads < 16 && !lost; ++reads) {
       boost::system::error_code rec;
       char* dst = decoder_.prepare(kChunk);
       const std::size_t n = socket_.read_some(asio::buffer(dst, kChunk), rec);
       if (rec == asio::error::would_block || rec == asio::error::try_again) break;
       if (rec) {
         disconnect(rec == asio::error::eof ? "el servidor cerró la conexión" : rec.message());
-        return;
+        lost = true;
+        break;
       }
       decoder_.commit(n);
       for (;;) {
@@ -130,30 +132,41 @@ void WorkerRuntime::read() {
           spdlog::warn("Mensaje ilegible del servidor: {}", f.detail);
           if (f.fatal) {
             disconnect("mensaje demasiado grande");
-            return;
+            lost = true;
+            break;
           }
           continue;
         }
         handle_frame(f.text);
-        if (!connected_) return;
+        if (!connected_) {
+          lost = true;
+          break;
+        }
       }
       if (n < kChunk) break;  // that was all there was
     }
-    // Tiny tasks (here_) run now, on this thread; the others go to the pool first, so
-    // that it works meanwhile.
-    const std::size_t pooled = batch_.size();
-    // Nothing else out: the pool is idle, and these few tasks are all it will run.
-    const bool pool_idle = pooled > 0 && pooled <= static_cast<std::size_t>(options_.threads) &&
-                           running_.size() == pooled + here_.size();
-    executor_->post_batch(batch_);
-    if (!here_.empty()) {
-      run_here();
-    } else if (pool_idle) {
-      await_results_briefly();
-    }
+    // Tasks taken in before a loss run all the same: their results wait in undelivered_
+    // for the next connection, like those of tasks already running.
+    run_started_tasks();
+    if (lost) return;
     flush();
     read();
   });
+}
+
+void WorkerRuntime::run_started_tasks() {
+  // Tiny tasks (here_) run now, on this thread; the others go to the pool first, so
+  // that it works meanwhile.
+  const std::size_t pooled = batch_.size();
+  // Nothing else out: the pool is idle, and these few tasks are all it will run.
+  const bool pool_idle = pooled > 0 && pooled <= static_cast<std::size_t>(options_.threads) &&
+                         running_.size() == pooled + here_.size();
+  executor_->post_batch(batch_);
+  if (!here_.empty()) {
+    run_here();
+  } else if (pool_idle && connected_) {
+    await_results_briefly();
+  }
 }
 
 void WorkerRuntime::handle_frame(std::string_view frame) {

@@ -85,6 +85,8 @@ class WorkerRuntime {
   /// fewer on their way back; under load the pool is never idle and this never runs.
   void await_results_briefly();
   static constexpr std::chrono::microseconds kAwaitResults{50};
+  /// Hands the tasks just read (batch_) to the pool and runs here_ on this thread.
+  void run_started_tasks();
   /// Runs here_ on this thread, then sends what is done.
   void run_here();
   /// A task this small, of a type whose cost is linear in its input, takes a few
