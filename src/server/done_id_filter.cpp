@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "server/open_addressing.hpp"
+
 namespace sd::server {
 
 std::uint64_t DoneIdFilter::fingerprint(std::string_view id) noexcept {
@@ -11,7 +13,7 @@ std::uint64_t DoneIdFilter::fingerprint(std::string_view id) noexcept {
 
 std::size_t DoneIdFilter::find(std::uint64_t fp) const noexcept {
   const std::size_t mask = slots_.size() - 1;
-  std::size_t i = (fp * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+  std::size_t i = open_addressing::home(fp, mask);
   while (slots_[i].fingerprint != 0 && slots_[i].fingerprint != fp) i = (i + 1) & mask;
   return i;
 }
@@ -41,20 +43,8 @@ bool DoneIdFilter::may_contain(std::string_view id) const {
 }
 
 void DoneIdFilter::erase_slot(std::size_t i) noexcept {
-  // Backward-shift deletion: later entries of the same probe run move up, so lookups
-  // never stop early at the hole.
   const std::size_t mask = slots_.size() - 1;
-  std::size_t hole = i;
-  for (std::size_t j = (i + 1) & mask; slots_[j].fingerprint != 0; j = (j + 1) & mask) {
-    const std::size_t home = (slots_[j].fingerprint * 0x9E3779B97F4A7C15ULL >> 20) & mask;
-    // Move j into the hole if its home is not in (hole, j] (cyclically).
-    const bool home_in_between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-    if (!home_in_between) {
-      slots_[hole] = slots_[j];
-      hole = j;
-    }
-  }
-  slots_[hole] = Slot{};
+  open_addressing::erase(slots_, i, Slot{}, [mask](const Slot& s) { return open_addressing::home(s.fingerprint, mask); });
   --used_;
 }
 

@@ -42,6 +42,7 @@ class DoneIdFilter {
   struct Slot {
     std::uint64_t fingerprint = 0;  ///< 0: empty
     std::uint32_t count = 0;        ///< times added and not expired
+    friend bool operator==(const Slot&, const Slot&) = default;
   };
   static std::uint64_t fingerprint(std::string_view id) noexcept;
   [[nodiscard]] std::size_t find(std::uint64_t fp) const noexcept;  ///< its slot, or an empty one

@@ -3,6 +3,8 @@
 #include <bit>
 #include <functional>
 
+#include "server/open_addressing.hpp"
+
 namespace sd::server {
 
 namespace {
@@ -14,7 +16,7 @@ RecentResults::RecentResults(std::size_t capacity) : capacity_(capacity) {
 }
 
 std::size_t RecentResults::home(std::uint64_t hash) const noexcept {
-  return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> 20) & (index_.size() - 1);
+  return open_addressing::home(hash, index_.size() - 1);
 }
 
 std::size_t RecentResults::probe(std::string_view id, std::uint64_t hash) const noexcept {
@@ -64,19 +66,7 @@ void RecentResults::put(std::string_view id, std::string_view task_type, std::st
 }
 
 void RecentResults::unindex(std::size_t slot) noexcept {
-  // Backward-shift deletion: later entries of the same probe run move up, so lookups
-  // never stop early at the hole.
-  const std::size_t mask = index_.size() - 1;
-  std::size_t hole = slot;
-  for (std::size_t j = (slot + 1) & mask; index_[j] != kEmpty; j = (j + 1) & mask) {
-    const std::size_t h = home(ring_[index_[j] - 1].hash);
-    const bool home_in_between = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
-    if (!home_in_between) {
-      index_[hole] = index_[j];
-      hole = j;
-    }
-  }
-  index_[hole] = kEmpty;
+  open_addressing::erase(index_, slot, kEmpty, [this](std::uint32_t v) { return home(ring_[v - 1].hash); });
 }
 
 void RecentResults::erase(std::string_view id) {
