@@ -1,5 +1,6 @@
 #include "proto/frame_decoder.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace sd::proto {
@@ -16,7 +17,7 @@ void FrameDecoder::compact() {
   }
   // Move the tail to the front only when that frees a good part of the buffer.
   if (pos_ < 4096 && pos_ * 2 < committed_) return;
-  std::memmove(buffer_.data(), buffer_.data() + pos_, committed_ - pos_);
+  std::memmove(buffer_.get(), buffer_.get() + pos_, committed_ - pos_);
   committed_ -= pos_;
   scan_ -= pos_;
   pos_ = 0;
@@ -24,8 +25,14 @@ void FrameDecoder::compact() {
 
 char* FrameDecoder::prepare(std::size_t n) {
   compact();
-  if (buffer_.size() < committed_ + n) buffer_.resize(committed_ + n);
-  return buffer_.data() + committed_;
+  if (capacity_ - committed_ < n) {
+    const std::size_t capacity = std::max(committed_ + n, capacity_ * 2);
+    auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+    if (committed_ != 0) std::memcpy(grown.get(), buffer_.get(), committed_);
+    buffer_ = std::move(grown);
+    capacity_ = capacity;
+  }
+  return buffer_.get() + committed_;
 }
 
 void FrameDecoder::commit(std::size_t n) { committed_ += n; }
@@ -54,7 +61,7 @@ Frame FrameDecoder::fail(std::string_view detail, bool fatal) {
 }
 
 Frame FrameDecoder::next() {
-  const char* data = buffer_.data();
+  const char* data = buffer_.get();
   for (;;) {
     if (broken_) return {};
     if (skipping_) {

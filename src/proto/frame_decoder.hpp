@@ -15,6 +15,7 @@
 /// a JSON object, the decoder reports bad_json and drops bytes up to the next newline.
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -53,7 +54,8 @@ class FrameDecoder {
   [[nodiscard]] std::size_t buffered() const noexcept { return committed_ - pos_; }
 
   /// Direct access for zero-copy reads: make room for `n` bytes at the end, read into
-  /// the returned pointer, then commit() what was actually read.
+  /// the returned pointer, then commit() what was actually read. The room is not
+  /// zeroed: asking for a large chunk costs nothing until bytes are read into it.
   char* prepare(std::size_t n);
   void commit(std::size_t n);
 
@@ -61,7 +63,10 @@ class FrameDecoder {
   void compact();
   Frame fail(std::string_view detail, bool fatal);
 
-  std::string buffer_;
+  /// Holds bytes [0, committed_); grows geometrically and never shrinks. Not a
+  /// std::string, whose resize() would zero every byte of room that prepare() makes.
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_ = 0;
   std::size_t pos_ = 0;   ///< start of the unconsumed bytes
   std::size_t scan_ = 0;  ///< where scanning of the current frame resumes
   std::size_t committed_ = 0;  ///< bytes of buffer_ that hold data (rest is prepared space)
