@@ -260,7 +260,13 @@ void WorkerRuntime::run_here() {
     std::lock_guard lock(done_mutex_);
     io_waiting_ = true;  // the jobs below must not post collect_results(): it follows
   }
-  for (Executor::Job& job : here_) job();
+  // Results leave every kHereFlushEvery tasks, so that the server works on them while
+  // this thread runs the rest (a long batch would otherwise leave it idle meanwhile).
+  std::size_t ran = 0;
+  for (Executor::Job& job : here_) {
+    job();
+    if (++ran % kHereFlushEvery == 0 && ran < here_.size()) collect_results();
+  }
   here_.clear();
   {
     std::lock_guard lock(done_mutex_);
@@ -315,6 +321,20 @@ void WorkerRuntime::send(const proto::Message& m) {
 
 void WorkerRuntime::flush() {
   if (!connected_ || !writing_.empty() || out_.empty()) return;
+  // Try the send now (the socket is non-blocking); only a rest goes through asio.
+  boost::system::error_code sec;
+  const std::size_t sent = socket_.write_some(asio::buffer(out_), sec);
+  if (!sec && sent == out_.size()) {
+    out_.clear();
+    // What the completion of an async_write would have checked.
+    if (draining_) asio::post(io_, [this] { check_drained(); });
+    return;
+  }
+  if (sec && sec != asio::error::would_block && sec != asio::error::try_again) {
+    disconnect(sec.message());
+    return;
+  }
+  out_.erase(0, sent);
   writing_.swap(out_);
   asio::async_write(socket_, asio::buffer(writing_), [this, gen = generation_](const boost::system::error_code& ec,
                                                                                std::size_t) {

@@ -58,6 +58,14 @@ class WorkerRuntimeThreads : public ::testing::Test {
       release_.wait_for(std::chrono::seconds(10));
       return tasks::TaskOutcome::success("{}");
     });
+    // Tiny too; waits (at most 10 s) until the server has read some earlier results.
+    registry_.add(
+        "gate",
+        [this](const boost::json::object&, const tasks::TaskContext&) {
+          const bool opened = results_out_.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+          return tasks::TaskOutcome::success(opened ? "\"opened\"" : "\"timed out\"");
+        },
+        tasks::TaskCost::linear_in_input);
     acceptor_.open(tcp::v4());
     acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     acceptor_.listen();
@@ -75,9 +83,11 @@ class WorkerRuntimeThreads : public ::testing::Test {
   }
 
   void TearDown() override {
-    try {
-      release_promise_.set_value();
-    } catch (const std::future_error&) {  // already released by the test
+    for (auto* p : {&release_promise_, &results_out_promise_}) {
+      try {
+        p->set_value();
+      } catch (const std::future_error&) {  // already set by the test
+      }
     }
     std::promise<void> stopped;
     asio::post(io_, [&] { runtime_->stop_now([&] { stopped.set_value(); }); });
@@ -110,6 +120,8 @@ class WorkerRuntimeThreads : public ::testing::Test {
   std::thread::id io_id_;
   std::promise<void> release_promise_;
   std::shared_future<void> release_ = release_promise_.get_future().share();
+  std::promise<void> results_out_promise_;
+  std::shared_future<void> results_out_ = results_out_promise_.get_future().share();
 };
 
 TEST_F(WorkerRuntimeThreads, ATinyTaskOnAnIdlePoolRunsOnTheIoThread) {
@@ -153,6 +165,28 @@ TEST_F(WorkerRuntimeThreads, ATinyTaskDoesNotWaitBehindAFullPool) {
   EXPECT_EQ(rest, (std::set<std::string>{"b1", "b2"}));
   EXPECT_NE(log_.of("b1"), io_id_);
   EXPECT_NE(log_.of("b2"), io_id_);
+}
+
+TEST_F(WorkerRuntimeThreads, ResultsOfALongRunOfTinyTasksLeaveBeforeItEnds) {
+  // One write, so that the worker reads all of them at once and runs them in one go on
+  // its I/O thread. The last one waits until results of earlier ones have reached the
+  // server: it would wait in vain if results left only at the end of the run.
+  constexpr int kBefore = 3 * static_cast<int>(WorkerRuntime::kHereFlushEvery);
+  std::string burst;
+  for (int i = 0; i < kBefore; ++i) {
+    burst += R"({"type":"TASK","task_id":"t)" + std::to_string(i) +
+             R"(","task_type":"tiny","task_data":{"id":"t)" + std::to_string(i) + R"("},"attempt":1})" + "\n";
+  }
+  burst += R"({"type":"TASK","task_id":"g","task_type":"gate","task_data":{},"attempt":1})" "\n";
+  asio::write(peer_, asio::buffer(burst));
+  std::string gate_reply;
+  for (int i = 0; i <= kBefore; ++i) {
+    const std::string line = read_line();
+    if (i == 0) results_out_promise_.set_value();
+    if (line.find(R"("task_id":"g")") != std::string::npos) gate_reply = line;
+  }
+  EXPECT_NE(gate_reply.find(R"("result":"opened")"), std::string::npos) << gate_reply;
+  EXPECT_EQ(log_.of("t0"), io_id_);
 }
 
 }  // namespace
