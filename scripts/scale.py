@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The scale curve (`make scale`): throughput as workers and client connections grow.
 
-    scripts/scale.py [--bin build/bin] [--store memory] [--tasks 20000] [--reps 3]
+    scripts/scale.py [--bin build/bin] [--store memory] [--tasks 100000] [--reps 5]
                      [--workers 1,2,4,8,16,32,48] [--conns 1,10,50,100,200] [--deep-load 3200]
 
 Sweep 1: one servidor; workers (--threads 4 each) are added one by one up to each
@@ -13,9 +13,14 @@ carries less of it: at 200 connections each has one or two tasks out, and every 
 costs its own read and write on both sides. Sweep 3 ("conns-deep"): the same server and
 the same idea with --deep-load tasks in flight in all (3200: 16 per connection at 200),
 so that each connection still pipelines (each run sends 20 x that many tasks, or
---tasks if more). Each point is the median of --reps runs; every
-result is checked by sd-bench. The table ends with each sweep's worst point as a share
-of its best: the system "does not collapse" when that share is at least 0.80.
+--tasks if more). Every result is checked by sd-bench.
+
+This VM's speed drifts by 20-30% within minutes, so the points are not measured one
+after the other, each --reps times in a row: the script makes --reps passes, and each
+pass measures every point once (fresh servers and workers for each pass), so that a slow
+minute lowers one run of every point rather than all runs of one. Each point is the
+median of its --reps runs. The table ends with each sweep's worst point as a share of
+its best: the system "does not collapse" when that share is at least 0.80.
 
 Readiness is read from the programs themselves (the server's startup line, each
 worker's registration line), with deadlines; nothing sleeps to synchronise. Every process
@@ -89,7 +94,7 @@ def run_bench(args, port, conns, inflight, tasks=None):
     tasks = tasks or args.tasks
     cmd = [os.path.join(args.bin, "sd-bench"), "--host", "127.0.0.1", "--port", str(port),
            "--type", "reverse", "--conns", str(conns), "--inflight", str(inflight),
-           "--tasks", str(tasks), "--warmup", str(min(2000, tasks // 10)),
+           "--tasks", str(tasks), "--warmup", str(min(10000, tasks // 10)),
            "--timeout", "120s", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if out.returncode != 0:
@@ -97,15 +102,14 @@ def run_bench(args, port, conns, inflight, tasks=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def point(args, port, conns, inflight, tasks=None):
-    # One run first, not counted: a fresh server or worker pays its first page faults and
-    # table growth there (the first run on a fresh server measured ~175k/s, the next ones
-    # ~205k/s), and the point is about steady state.
-    run_bench(args, port, conns, inflight, tasks)
-    runs = [run_bench(args, port, conns, inflight, tasks) for _ in range(args.reps)]
-    rates = [r["throughput"] for r in runs]
-    p99s = [r["latency_us"]["p99"] for r in runs]
-    return statistics.median(rates), statistics.median(p99s), rates
+def measure(args, port, table, sweep, key, conns, inflight, tasks=None):
+    """One counted run of a point, after one that is not counted: a fresh server or worker
+    pays its first page faults and table growth there (the first run on a fresh server
+    measured ~175k/s, the next ones ~205k/s), and the point is about steady state."""
+    run_bench(args, port, conns, inflight, (tasks or args.tasks) // 5)
+    r = run_bench(args, port, conns, inflight, tasks)
+    table[sweep].setdefault(key, []).append((r["throughput"], r["latency_us"]["p99"]))
+    return r["throughput"]
 
 
 def start_server(args, logs, tag):
@@ -126,8 +130,8 @@ def main():
     ap.add_argument("--bin", default="build/bin")
     ap.add_argument("--store", default=os.environ.get("SD_STORE", "memory"),
                     help="the servers' --store (memory; 'sqlite' means a file in the logs folder)")
-    ap.add_argument("--tasks", type=int, default=20000)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tasks", type=int, default=100000)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--workers", default="1,2,4,8,16,32,48")
     ap.add_argument("--conns", default="1,10,50,100,200")
     ap.add_argument("--deep-load", type=int, default=3200,
@@ -137,52 +141,66 @@ def main():
     worker_counts = [int(x) for x in args.workers.split(",")]
     conn_counts = [int(x) for x in args.conns.split(",")]
     logs = tempfile.mkdtemp(prefix="sd-scale.")
-    procs = []
-    table = {"workers": [], "conns": [], "conns-deep": []}
+    # sweep -> point -> [(rate, p99)], one entry per pass
+    runs = {"workers": {}, "conns": {}, "conns-deep": {}}
+    shapes = {"workers": {w: (1, 256) for w in worker_counts},
+              "conns": {c: (c, max(1, -(-256 // c))) for c in conn_counts},
+              "conns-deep": {c: (c, max(1, -(-args.deep_load // c))) for c in conn_counts}
+              if args.deep_load > 0 else {}}
+    deep_tasks = max(args.tasks, 20 * args.deep_load)  # 20 windows: filling and draining stay small
     ok = True
+    procs = []
     try:
-        srv, port = start_server(args, logs, "workers")
-        procs.append(srv)
-        for target in worker_counts:
-            while len(procs) - 1 < target:
-                procs.append(start_worker(args, port, logs, f"w{len(procs)}"))
+        for rep in range(1, args.reps + 1):
+            line = [f"pass {rep}/{args.reps}:"]
+            srv, port = start_server(args, logs, f"workers-{rep}")
+            procs = [srv]
+            for target in worker_counts:
+                while len(procs) - 1 < target:
+                    procs.append(start_worker(args, port, logs, f"w{len(procs)}-{rep}"))
+                for w in procs[1:]:
+                    w.wait_for(WORKER_READY, 60)
+                rate = measure(args, port, runs, "workers", target, 1, 256)
+                line.append(f"w{target}={rate / 1000:.0f}k")
+            for p in reversed(procs):
+                p.stop()
+
+            srv, port = start_server(args, logs, f"conns-{rep}")
+            procs = [srv] + [start_worker(args, port, logs, f"c-w{i + 1}-{rep}") for i in range(3)]
             for w in procs[1:]:
                 w.wait_for(WORKER_READY, 60)
-            rate, p99, rates = point(args, port, 1, 256)
-            table["workers"].append({"workers": target, "rate": rate, "p99_us": p99, "runs": rates})
-            print(f"workers={target:3d}  conns=1 x 256   {rate:10.0f} tasks/s  p99 {p99:8.0f} us", flush=True)
-        for p in reversed(procs):
-            p.stop()
-        procs = []
-
-        srv, port = start_server(args, logs, "conns")
-        procs.append(srv)
-        for i in range(3):
-            procs.append(start_worker(args, port, logs, f"c-w{i + 1}"))
-        for w in procs[1:]:
-            w.wait_for(WORKER_READY, 60)
-        for conns in conn_counts:
-            inflight = max(1, -(-256 // conns))
-            rate, p99, rates = point(args, port, conns, inflight)
-            table["conns"].append({"conns": conns, "inflight_per_conn": inflight, "rate": rate,
-                                   "p99_us": p99, "runs": rates})
-            print(f"workers=  3  conns={conns:3d} x {inflight:3d} {rate:10.0f} tasks/s  p99 {p99:8.0f} us",
-                  flush=True)
-        if args.deep_load > 0:
             for conns in conn_counts:
-                inflight = max(1, -(-args.deep_load // conns))
-                # 20 windows' worth, so that filling and draining the window stay small.
-                rate, p99, rates = point(args, port, conns, inflight, max(args.tasks, 20 * args.deep_load))
-                table["conns-deep"].append({"conns": conns, "inflight_per_conn": inflight, "rate": rate,
-                                            "p99_us": p99, "runs": rates})
-                print(f"workers=  3  conns={conns:3d} x {inflight:4d} {rate:9.0f} tasks/s  "
-                      f"p99 {p99:8.0f} us", flush=True)
+                rate = measure(args, port, runs, "conns", conns, *shapes["conns"][conns])
+                line.append(f"c{conns}={rate / 1000:.0f}k")
+            for conns in shapes["conns-deep"]:
+                rate = measure(args, port, runs, "conns-deep", conns, *shapes["conns-deep"][conns], deep_tasks)
+                line.append(f"d{conns}={rate / 1000:.0f}k")
+            for p in reversed(procs):
+                p.stop()
+            procs = []
+            print(" ".join(line), flush=True)
     except Exception as exc:  # reported, then the processes are stopped
         print(f"scale.py: {exc} (logs in {logs})", file=sys.stderr)
         ok = False
     finally:
         for p in reversed(procs):
             p.stop()
+
+    table = {"workers": [], "conns": [], "conns-deep": []}
+    for sweep, points in runs.items():
+        for key, got in points.items():
+            conns, inflight = shapes[sweep][key]
+            rate = statistics.median(r for r, _ in got)
+            p99 = statistics.median(p for _, p in got)
+            entry = {"rate": rate, "p99_us": p99, "runs": [r for r, _ in got]}
+            if sweep == "workers":
+                entry = {"workers": key, **entry}
+                print(f"workers={key:3d}  conns=1 x 256    {rate:10.0f} tasks/s  p99 {p99:8.0f} us")
+            else:
+                entry = {"conns": key, "inflight_per_conn": inflight, **entry}
+                print(f"workers=  3  conns={conns:3d} x {inflight:4d} {rate:10.0f} tasks/s  p99 {p99:8.0f} us"
+                      f"  ({sweep})")
+            table[sweep].append(entry)
 
     for sweep in ("workers", "conns", "conns-deep"):
         pts = table[sweep]
@@ -192,7 +210,7 @@ def main():
             print(f"{sweep} sweep: best {best:.0f}, worst {worst:.0f} tasks/s = {worst / best:.2f} of the best "
                   f"({'no collapse' if worst >= 0.8 * best else 'COLLAPSE: below 0.80'})")
     print(f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: --store {args.store}, "
-          f"{args.tasks} reverse tasks per run, median of {args.reps}, {os.cpu_count()} CPUs)")
+          f"{args.tasks} reverse tasks per run, median of {args.reps} passes, {os.cpu_count()} CPUs)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(table, f, indent=1)
