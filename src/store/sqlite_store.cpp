@@ -1,6 +1,8 @@
 #include "store/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 
 #include "store/batch_plan.hpp"
 #include "store/migrations.hpp"
+#include "store/sqlite_checkpointer.hpp"
 
 namespace sd::store {
 namespace {
@@ -66,6 +69,17 @@ struct DbCloser {
   void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
 };
 using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+/// An open file descriptor, closed with its owner.
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 // A prepared statement, kept for the life of the connection. Bind indexes are 1-based,
 // column indexes 0-based (SQLite's own conventions).
@@ -176,6 +190,8 @@ StoredTask read_task(const Statement& s) {
 struct SqliteStore::Impl {
   std::string path;     // as given to sqlite3_open_v2
   std::string display;  // absolute path, for messages
+  Fd owner_lock;        // "<file>-lock", flock()ed while this store is open; closed last
+  bool owned_elsewhere = false;  // another store holds that lock
   DbPtr db;
   std::int64_t next_seq = 1;
 
@@ -184,6 +200,8 @@ struct SqliteStore::Impl {
   Statement load, find_task, find_result, purge_window, purge_row, counts, list_done, max_seq;
   /// Where the next purge window starts (rowids after it); 0: from the first row.
   std::int64_t purge_after_rowid = 0;
+  /// Declared last: stopped (and its connection closed) before `db` closes.
+  std::unique_ptr<SqliteCheckpointer> checkpointer;
 
   Impl(std::string p, const SqliteOptions& options) : path(std::move(p)) {
     display = path;
@@ -196,7 +214,7 @@ struct SqliteStore::Impl {
       open(options);
     } catch (const StoreError& e) {
       std::string hint;
-      if (db && (sqlite3_extended_errcode(db.get()) & 0xff) == SQLITE_BUSY) {
+      if (owned_elsewhere || (db && (sqlite3_extended_errcode(db.get()) & 0xff) == SQLITE_BUSY)) {
         hint = " (another process has it open: is another server using this data directory?)";
       }
       throw StoreError("cannot open sqlite store at " + display + ": " + e.what() + hint);
@@ -228,11 +246,15 @@ struct SqliteStore::Impl {
     }
     sqlite3_busy_timeout(raw, options.busy_timeout_ms);
 
-    // One server owns its database: an exclusive lock, taken at the first access and
-    // held until close, keeps a second server off the same file (it fails to start with
-    // "database is locked") and lets WAL run without shared memory or per-statement file
-    // locks, which makes every read and commit cheaper. Must precede the WAL switch.
-    exec(raw, "PRAGMA locking_mode=EXCLUSIVE");
+    // One server owns its database: it holds an flock() on "<file>-lock" while it runs,
+    // and a second server on the same file fails to start ("database is locked"), before
+    // it touches the database. (A lock file rather than the database itself: closing any
+    // descriptor of the database would drop SQLite's own POSIX locks on it.) Other SQLite
+    // connections, such as the sqlite3 shell, may read the file meanwhile.
+    const char* file = sqlite3_db_filename(raw, "main");
+    const std::string file_name = file != nullptr ? file : "";
+    if (file_name.empty()) throw StoreError("needs a database file (not a memory or temporary database)");
+    own(file_name + "-lock");
     {
       Statement wal(raw, "PRAGMA journal_mode=WAL");
       Use use(wal);
@@ -242,10 +264,6 @@ struct SqliteStore::Impl {
       }
     }
     exec(raw, "PRAGMA synchronous=NORMAL");
-    // Checkpoint (copy the WAL back into the file, with an fsync) every 64 MiB of WAL
-    // rather than every 4 MiB: fewer stalls of the writer under load (cliente batch 20000
-    // reverse: ~34k -> ~39k tasks/s); the WAL file may grow to that size.
-    exec(raw, "PRAGMA wal_autocheckpoint=16384");
     migrate();
 
     begin = Statement(raw, "BEGIN IMMEDIATE");
@@ -288,6 +306,32 @@ struct SqliteStore::Impl {
 
     Use use(max_seq);
     if (use->step()) next_seq = use->int64(0) + 1;
+
+    // Checkpoints run on a thread of their own (SqliteCheckpointer); this connection's
+    // WAL hook (which replaces SQLite's automatic checkpoint) tells it when.
+    checkpointer = std::make_unique<SqliteCheckpointer>(file_name, options.checkpoint, options.busy_timeout_ms);
+    sqlite3_wal_hook(raw, &Impl::after_commit, this);
+  }
+
+  /// Takes the owner's lock at `lock_path`, or throws "database is locked".
+  void own(const std::string& lock_path) {
+    owner_lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (owner_lock.fd < 0) {
+      throw StoreError("cannot create lock file " + lock_path + ": " + std::strerror(errno));
+    }
+    if (::flock(owner_lock.fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) {
+        owned_elsewhere = true;
+        throw StoreError("database is locked");
+      }
+      throw StoreError("cannot lock " + lock_path + ": " + std::strerror(errno));
+    }
+  }
+
+  /// SQLite's WAL hook: runs after each commit, outside the transaction.
+  static int after_commit(void* self, sqlite3*, const char*, int wal_pages) {
+    static_cast<Impl*>(self)->checkpointer->after_commit(wal_pages);
+    return SQLITE_OK;
   }
 
   // Applies the missing migrations, all in one transaction; BEGIN IMMEDIATE makes a

@@ -3,13 +3,15 @@
 ///
 /// The file is in WAL mode with synchronous=NORMAL: a committed write() survives a crash
 /// of the process (what the server needs); a power loss may lose the last few commits
-/// but never corrupts the file. The connection holds an exclusive lock from its first
-/// access until it closes (locking_mode=EXCLUSIVE): no other process reads or writes
-/// the file meanwhile; a second store on the same file waits up to busy_timeout_ms,
-/// then fails to open ("database is locked"). Stop the server to inspect the file.
+/// but never corrupts the file. One store owns the file: it holds an flock() on
+/// "<file>-lock" while open, and a second store on the same file fails to open
+/// ("database is locked"). Plain SQLite connections (the sqlite3 shell) may read it.
+/// The WAL is copied back into the file by a SqliteCheckpointer, on its own thread and
+/// connection, instead of inside a commit.
 ///
-/// One connection, opened in the constructor; statements are prepared once and reused,
-/// and every value is a bound parameter. A write() is one BEGIN IMMEDIATE ... COMMIT.
+/// One connection for everything else, opened in the constructor; statements are
+/// prepared once and reused, and every value is a bound parameter. A write() is one
+/// BEGIN IMMEDIATE ... COMMIT.
 ///
 /// The table has no index besides its task_id key, so that a task costs two row writes
 /// and no more: opening (load_unfinished(), counts(), for_each_done()) scans the table,
@@ -21,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "store/sqlite_checkpointer.hpp"
 #include "store/task_store.hpp"
 
 namespace sd::store {
@@ -28,6 +31,8 @@ namespace sd::store {
 struct SqliteOptions {
   /// How long a statement waits for a lock another connection holds before failing.
   int busy_timeout_ms = 5000;
+  /// When the WAL is copied back into the database (see SqliteCheckpointer).
+  CheckpointPages checkpoint;
 };
 
 class SqliteStore final : public TaskStore {
