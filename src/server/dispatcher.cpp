@@ -281,7 +281,8 @@ void Dispatcher::client_gone(ConnId client) {
       if (t->client != client) continue;
       t->client = 0;
       // Asynchronous tasks outlive their submitter; the others are not worth finishing.
-      if (!t->answered && !t->keep_result) {
+      if (!t->answered && !t->keep_result && !t->cancel_sent) {
+        t->cancel_sent = true;
         sink_.send_cancel(conn, proto::CancelMsg{t->msg.task_id, t->attempt});
       }
     }
@@ -457,6 +458,7 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
   task.worker = worker.conn;
   task.dispatched_at = now;
   ++task.attempt;
+  task.cancel_sent = false;
   worker.in_flight.push_back(&task);
   ++running_;
   if (ClientInfo* c = client_info(task.client)) --c->queued;
@@ -528,7 +530,10 @@ void Dispatcher::tick(TimePoint now) {
       unqueue_if([&task](const TaskEntry& t) { return &t == &task; });
       fail(task, ErrorCode::timeout, message);
     } else {
-      sink_.send_cancel(task.worker, proto::CancelMsg{task.msg.task_id, task.attempt});
+      if (!task.cancel_sent) {
+        task.cancel_sent = true;
+        sink_.send_cancel(task.worker, proto::CancelMsg{task.msg.task_id, task.attempt});
+      }
       fail(task, ErrorCode::timeout, message);
     }
   }
@@ -594,8 +599,7 @@ void Dispatcher::fail_running() {
 std::vector<const WorkerInfo*> Dispatcher::workers() const {
   std::vector<const WorkerInfo*> out;
   out.reserve(ring_.size());
-  for (ConnId c : ring_) out.push_back(&workers_.at(c));
-  std::sort(out.begin(), out.end(), [](const WorkerInfo* a, const WorkerInfo* b) { return a->registered_at < b->registered_at || (a->registered_at == b->registered_at && a->conn < b->conn); });
+  for (ConnId c : ring_) out.push_back(&workers_.at(c));  // the ring is in registration order
   return out;
 }
 

@@ -37,6 +37,9 @@ struct TaskEntry {
   bool keep_result = false;
   /// Dispatched, and the store has not been told yet (DispatcherOptions::running_record_delay).
   bool start_unrecorded = false;
+  /// Its worker was sent a CANCEL for the attempt out (the client left, or the timeout
+  /// passed): one is enough.
+  bool cancel_sent = false;
   /// Where the store holds the task (the state its last recorded operation left it in).
   enum class Stored : std::uint8_t { queued, running, done } stored = Stored::queued;
 };

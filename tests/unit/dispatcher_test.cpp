@@ -212,10 +212,9 @@ TEST(Dispatcher, WorkersListsThemInRegistrationOrder) {
   EXPECT_EQ(ids, (Ids{"worker_1", "worker_2", "worker_3"}));
 }
 
-// workers() re-sorts by (registered_at, conn), so two workers registered at the same
-// instant come out by connection id rather than in registration order.
-// Disabled: a known bug reported to the lead (dispatcher.cpp, Dispatcher::workers()).
-TEST(Dispatcher, DISABLED_WorkersRegisteredAtTheSameInstantKeepRegistrationOrder) {
+// Two workers registered at the same instant still come out in registration order (not
+// by connection id).
+TEST(Dispatcher, WorkersRegisteredAtTheSameInstantKeepRegistrationOrder) {
   Harness h;
   h.add_worker(kW2);
   h.add_worker(kW1);
@@ -1112,9 +1111,8 @@ TEST(DispatcherClientGone, RunningAckTaskIsNotCancelledWhenItsClientLeaves) {
 }
 
 // A task whose client left has already been sent its CANCEL; when its timeout passes,
-// tick() sends a second CANCEL for the same attempt.
-// Disabled: a known bug reported to the lead (dispatcher.cpp, Dispatcher::tick).
-TEST(DispatcherClientGone, DISABLED_ARunningTaskOfAGoneClientIsCancelledOnce) {
+// tick() sends no second one for the same attempt.
+TEST(DispatcherClientGone, ARunningTaskOfAGoneClientIsCancelledOnce) {
   Harness h;
   h.add_worker(kW1);
   ASSERT_TRUE(h.submit(kClient, with_timeout(task("a"), 1000)));
