@@ -51,9 +51,10 @@ bool skip_value(std::string_view s, std::size_t& i) {
     }
     return false;
   }
-  // number, true, false, null: up to the next delimiter
+  // number, true, false, null: up to the next delimiter. Input that ends first may have
+  // cut it short ("12" of "123"): that is the input ending first too.
   while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_space(s[i])) ++i;
-  return true;
+  return i < s.size();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <charconv>
@@ -481,7 +482,12 @@ struct Encoder {
   void operator()(const DrainMsg&) const { out.append("{\"type\":\"DRAIN\"}\n"); }
   void operator()(const StatsRequestMsg&) const { out.append("{\"type\":\"STATS\"}\n"); }
   void operator()(const StatsReplyMsg& m) const {
+    // The reply is kept as it came; a frame spread over several lines becomes one line
+    // (a raw line break in valid JSON can only be whitespace between tokens).
+    const std::size_t from = out.size();
     out.append(m.json);
+    std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(),
+                    [](char c) { return c == '\n' || c == '\r'; }, ' ');
     out.push_back('\n');
   }
   void operator()(const CancelMsg& m) const {
