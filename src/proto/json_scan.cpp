@@ -64,20 +64,30 @@ std::optional<std::string_view> raw_member(std::string_view json, std::string_vi
   skip_space(json, i);
   if (i >= json.size() || json[i] != '{') return std::nullopt;
   ++i;
+  skip_space(json, i);
+  if (i < json.size() && json[i] == '}') return std::nullopt;  // {}
+  std::optional<std::string_view> found;
   for (;;) {
     skip_space(json, i);
     if (i >= json.size() || json[i] != '"') return std::nullopt;
     const std::size_t key_start = i + 1;
     if (!skip_string(json, i)) return std::nullopt;
     const std::string_view k = json.substr(key_start, i - 1 - key_start);
+    // A key written with an escape may decode to `key`: which value a parser keeps is
+    // then unknown here (and a second `key` too: a parser keeps the last, not this one).
+    if (k.find('\\') != std::string_view::npos) return std::nullopt;
     skip_space(json, i);
     if (i >= json.size() || json[i] != ':') return std::nullopt;
     ++i;
     skip_space(json, i);
     const std::size_t value_start = i;
     if (!skip_value(json, i)) return std::nullopt;
-    if (k == key) return json.substr(value_start, i - value_start);
+    if (k == key) {
+      if (found) return std::nullopt;
+      found = json.substr(value_start, i - value_start);
+    }
     skip_space(json, i);
+    if (i < json.size() && json[i] == '}') return found;
     if (i >= json.size() || json[i] != ',') return std::nullopt;
     ++i;
   }

@@ -13,7 +13,10 @@ namespace sd::proto {
 
 /// The raw value of member `key` of the object `json`, e.g. for
 /// `{"a":1,"result":{"x":[1,2]}}` and "result", `{"x":[1,2]}`.
-/// Keys are compared as written (a key spelled with escapes does not match).
+/// Unambiguous or nothing: nullopt when `key` appears twice, or when any top-level key
+/// is written with an escape (it may spell `key`); a JSON parser keeps the last of
+/// duplicated keys, and the caller then takes the parsed value instead. The whole object
+/// is scanned, so the input must also be complete.
 std::optional<std::string_view> raw_member(std::string_view json, std::string_view key);
 
 }  // namespace sd::proto

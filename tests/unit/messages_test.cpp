@@ -79,6 +79,22 @@ TEST(MessagesDecode, TaskWithEveryFieldIsRead) {
   EXPECT_EQ(t.reply, ReplyMode::ack);
 }
 
+// A duplicated key (spelled alike, or with an escape) holds the value the JSON parser keeps,
+// the last one, wherever the server reads it: what it forwards is what it checked.
+TEST(MessagesDecode, ADuplicatedTaskDataOrResultIsTheLastOne) {
+  EXPECT_EQ(decode_as<TaskMsg>(R"({"type":"TASK","task_type":"a","task_data":{"text":"first"},)"
+                               R"("task_data":{"text":"last"}})")
+                .task_data,
+            R"({"text":"last"})");
+  EXPECT_EQ(decode_as<TaskMsg>(R"({"type":"TASK","task_type":"a","task_data":{"text":"first"},)"
+                               R"("task_d\u0061ta":{"text":"last"}})")
+                .task_data,
+            R"({"text":"last"})");
+  EXPECT_EQ(decode_as<ResultMsg>(R"({"type":"RESULT","task_id":"t","status":"success","result":1,"result":2})")
+                .result,
+            "2");
+}
+
 TEST(MessagesDecode, TaskWithoutOptionalFieldsGetsTheDefaults) {
   const auto t = decode_as<TaskMsg>(R"({"type":"TASK","task_type":"hash","task_data":{"text":"x"}})");
   EXPECT_EQ(t.task_id, "");
