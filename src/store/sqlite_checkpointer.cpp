@@ -12,7 +12,9 @@ SqliteCheckpointer::SqliteCheckpointer(const std::string& path, CheckpointPages 
     sqlite3_close_v2(db_);
     throw StoreError("checkpoint connection: " + cause);
   };
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+  // The same VFS as the store's connection: in this process, it shares that one's lock
+  // on the file and its WAL index in memory.
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, "unix-excl") != SQLITE_OK) {
     fail(db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory");
   }
   sqlite3_busy_timeout(db_, busy_timeout_ms);

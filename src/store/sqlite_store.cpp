@@ -227,10 +227,16 @@ struct SqliteStore::Impl {
     static std::once_flag configured;
     std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     sqlite3* raw = nullptr;
+    // "unix-excl": this process takes an exclusive lock on the file at the first access
+    // and holds it until its last connection closes, so no other process reads or writes
+    // the file meanwhile; and the WAL index lives in this process's memory, shared by its
+    // connections (this one and the checkpointer's), instead of in a -shm file that every
+    // transaction locks with fcntl() (6 calls per commit, ~12% of a sequential task's
+    // time with the default VFS).
     const int rc = sqlite3_open_v2(
         path.c_str(), &raw,
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-        nullptr);
+        "unix-excl");
     db.reset(raw);
     if (rc != SQLITE_OK) {
       const bool plain_path = path.rfind("file:", 0) != 0;
@@ -246,11 +252,11 @@ struct SqliteStore::Impl {
     }
     sqlite3_busy_timeout(raw, options.busy_timeout_ms);
 
-    // One server owns its database: it holds an flock() on "<file>-lock" while it runs,
-    // and a second server on the same file fails to start ("database is locked"), before
-    // it touches the database. (A lock file rather than the database itself: closing any
-    // descriptor of the database would drop SQLite's own POSIX locks on it.) Other SQLite
-    // connections, such as the sqlite3 shell, may read the file meanwhile.
+    // One server owns its database. The VFS's lock would stop a second one only after
+    // busy_timeout_ms; an flock() on "<file>-lock", held while this store is open, makes
+    // it fail at once ("database is locked"), before it touches the database. (A lock
+    // file rather than the database itself: closing any descriptor of the database would
+    // drop SQLite's own POSIX locks on it.)
     const char* file = sqlite3_db_filename(raw, "main");
     const std::string file_name = file != nullptr ? file : "";
     if (file_name.empty()) throw StoreError("needs a database file (not a memory or temporary database)");

@@ -5,9 +5,10 @@
 /// of the process (what the server needs); a power loss may lose the last few commits
 /// but never corrupts the file. One store owns the file: it holds an flock() on
 /// "<file>-lock" while open, and a second store on the same file fails to open
-/// ("database is locked"). Plain SQLite connections (the sqlite3 shell) may read it.
-/// The WAL is copied back into the file by a SqliteCheckpointer, on its own thread and
-/// connection, instead of inside a commit.
+/// ("database is locked"); through SQLite's "unix-excl" VFS, the process also holds an
+/// exclusive lock on the file, so no other process (the sqlite3 shell) reads it
+/// meanwhile. The WAL is copied back into the file by a SqliteCheckpointer, on its own
+/// thread and connection (both share the WAL index in memory), not inside a commit.
 ///
 /// One connection for everything else, opened in the constructor; statements are
 /// prepared once and reused, and every value is a bound parameter. A write() is one

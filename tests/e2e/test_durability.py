@@ -7,10 +7,12 @@ skipped, saying why, when it is unset: `make test` sets it through
 scripts/with-postgres.sh).
 """
 
+import contextlib
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -258,7 +260,6 @@ class SqliteDurability(DurabilityScenarios, E2ETestCase):
         return "sqlite:" + os.path.join(d, "sd.db")
 
     def stored_state_and_attempt(self, task_id):
-        import sqlite3
         db = sqlite3.connect(self.store_uri[len("sqlite:"):])
         try:
             return db.execute("SELECT state, attempt FROM sd_tasks WHERE task_id = ?", (task_id,)).fetchone()
@@ -318,6 +319,10 @@ class SqliteDurability(DurabilityScenarios, E2ETestCase):
         self.assertIn("database is locked (another process has it open: is another server using "
                       "this data directory?)", second.output())
         self.assertNotIn("Servidor iniciado", second.output())
+        # Nor may another process read the file meanwhile (stop the server to inspect it).
+        with self.assertRaisesRegex(sqlite3.OperationalError, "database is locked"):
+            with contextlib.closing(sqlite3.connect(db, timeout=0.1)) as other:
+                other.execute("SELECT count(*) FROM sd_tasks").fetchall()
         # The first one is undisturbed.
         conn = harness.connect(int(re.search(harness.SERVER_READY, proc.output()).group(1)))
         self.assertEqual(conn.request({"type": "PING"}).get("type"), "PONG")
