@@ -281,10 +281,7 @@ void Dispatcher::client_gone(ConnId client) {
       if (t->client != client) continue;
       t->client = 0;
       // Asynchronous tasks outlive their submitter; the others are not worth finishing.
-      if (!t->answered && !t->keep_result && !t->cancel_sent) {
-        t->cancel_sent = true;
-        sink_.send_cancel(conn, proto::CancelMsg{t->msg.task_id, t->attempt});
-      }
+      if (!t->answered && !t->keep_result) cancel_once(*t);
     }
   }
   // Asynchronous tasks outlive their submitter (a scan of every task: only for clients
@@ -453,6 +450,12 @@ bool Dispatcher::any_worker_runs(std::string_view type) const {
   return std::any_of(workers_.begin(), workers_.end(), [&](const auto& kv) { return can_run(kv.second, type); });
 }
 
+void Dispatcher::cancel_once(TaskEntry& task) {
+  if (task.cancel_sent) return;
+  task.cancel_sent = true;
+  sink_.send_cancel(task.worker, proto::CancelMsg{task.msg.task_id, task.attempt});
+}
+
 void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
   task.state = TaskEntry::State::running;
   task.worker = worker.conn;
@@ -528,14 +531,10 @@ void Dispatcher::tick(TimePoint now) {
     const std::string message = "the task did not finish within " + std::to_string(*task.msg.timeout_ms) + " ms";
     if (task.state == TaskEntry::State::queued) {
       unqueue_if([&task](const TaskEntry& t) { return &t == &task; });
-      fail(task, ErrorCode::timeout, message);
     } else {
-      if (!task.cancel_sent) {
-        task.cancel_sent = true;
-        sink_.send_cancel(task.worker, proto::CancelMsg{task.msg.task_id, task.attempt});
-      }
-      fail(task, ErrorCode::timeout, message);
+      cancel_once(task);
     }
+    fail(task, ErrorCode::timeout, message);
   }
   if (now - last_unrunnable_check_ >= std::chrono::milliseconds(200)) {
     last_unrunnable_check_ = now;

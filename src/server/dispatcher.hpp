@@ -204,6 +204,8 @@ class Dispatcher {
   /// Takes the tasks matching `pred` out of the queue, in acceptance order.
   std::vector<TaskEntry*> unqueue_if(const std::function<bool(const TaskEntry&)>& pred);
   void assign(WorkerInfo& worker, TaskEntry& task, TimePoint now);
+  /// Sends the running `task`'s worker a CANCEL for the attempt out, unless one went.
+  void cancel_once(TaskEntry& task);
   void detach_from_worker(TaskEntry& task);
   /// An adaptive worker reported a task that took `task_seconds`: its window follows.
   void adapt_window(WorkerInfo& w, double task_seconds);

@@ -10,7 +10,8 @@
 ///
 /// How (SqliteStore calls after_commit() from its WAL hook, after each commit):
 /// - once the WAL holds `start_pages`, every `step_pages` more start a pass here, which
-///   copies what was committed so far and syncs the database file;
+///   syncs the WAL and copies what was committed so far into the database file (SQLite
+///   syncs the database file only after a pass that copied the whole WAL);
 /// - a pass cannot start the WAL over while commits keep coming, so at `catch_up_pages`
 ///   the writer waits for one more pass (the last few MiB; 20-55 ms here) and its next
 ///   transaction starts the WAL from the beginning. If that did not happen (a reader,
