@@ -1,9 +1,35 @@
 #include "proto/frame_decoder.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace sd::proto {
+
+namespace {
+
+/// A table of the bytes that end a run of "nothing to do here".
+constexpr std::array<bool, 256> stops(std::string_view chars) {
+  std::array<bool, 256> t{};
+  for (const char c : chars) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+/// Inside a string: its end, an escape, or a raw newline (an error).
+constexpr auto kStopsInString = stops("\"\\\n");
+/// Outside strings: a string's start, and brackets.
+constexpr auto kStopsOutside = stops("\"{}[]");
+
+/// The first byte at or after `i` that may end the run (or `end`).
+inline std::size_t skip_string_bytes(const char* data, std::size_t i, std::size_t end) {
+  while (i < end && !kStopsInString[static_cast<unsigned char>(data[i])]) ++i;
+  return i;
+}
+inline std::size_t skip_structure_bytes(const char* data, std::size_t i, std::size_t end) {
+  while (i < end && !kStopsOutside[static_cast<unsigned char>(data[i])]) ++i;
+  return i;
+}
+
+}  // namespace
 
 FrameDecoder::FrameDecoder(std::size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
 
@@ -93,60 +119,68 @@ Frame FrameDecoder::next() {
       escape_ = false;
       scan_ = pos_;
     }
-    // Scan for the end of the object. Strings are skipped with memchr-like loops.
+    // Scan for the end of the object: runs of bytes that change nothing (most of a
+    // line) are skipped by table lookups, and the state lives in locals meanwhile.
     std::size_t i = scan_;
     const std::size_t end = committed_;
+    bool in_string = in_string_;
+    bool escape = escape_;
     while (i < end) {
-      const char c = data[i];
-      if (in_string_) {
-        if (escape_) {
-          escape_ = false;
-        } else if (c == '\\') {
-          escape_ = true;
+      if (in_string) {
+        if (escape) {
+          escape = false;
+          ++i;
+          continue;
+        }
+        i = skip_string_bytes(data, i, end);
+        if (i == end) break;
+        const char c = data[i];
+        if (c == '\\') {
+          escape = true;
         } else if (c == '"') {
-          in_string_ = false;
-        } else if (c == '\n') {
+          in_string = false;
+        } else {
           // A raw newline cannot be inside a JSON string: the frame is broken.
+          in_string_ = escape_ = false;
           scan_ = i;
           return fail("unterminated string", false);
         }
         ++i;
         continue;
       }
-      switch (c) {
-        case '"':
-          in_string_ = true;
-          break;
-        case '{':
-        case '[':
-          open_.push_back(c);
-          break;
-        case '}':
-        case ']':
-          // A '}' must close a '{' and a ']' a '[': otherwise the object would never end
-          // ({"a":[} waits forever), so say so now and resynchronise.
-          if (open_.empty() || open_.back() != (c == '}' ? '{' : '[')) {
-            scan_ = i;
-            return fail("mismatched brackets", false);
+      i = skip_structure_bytes(data, i, end);
+      if (i == end) break;
+      const char c = data[i];
+      if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        open_.push_back(c);
+      } else {
+        // A '}' must close a '{' and a ']' a '[': otherwise the object would never end
+        // ({"a":[} waits forever), so say so now and resynchronise.
+        if (open_.empty() || open_.back() != (c == '}' ? '{' : '[')) {
+          in_string_ = escape_ = false;
+          scan_ = i;
+          return fail("mismatched brackets", false);
+        }
+        open_.pop_back();
+        if (open_.empty()) {
+          Frame f;
+          f.kind = Frame::Kind::message;
+          f.text = std::string_view(data + pos_, i + 1 - pos_);
+          pos_ = scan_ = i + 1;
+          in_frame_ = false;
+          in_string_ = escape_ = false;
+          if (f.text.size() > max_message_bytes_) {
+            return fail("message exceeds the maximum size", true);
           }
-          open_.pop_back();
-          if (open_.empty()) {
-            Frame f;
-            f.kind = Frame::Kind::message;
-            f.text = std::string_view(data + pos_, i + 1 - pos_);
-            pos_ = scan_ = i + 1;
-            in_frame_ = false;
-            if (f.text.size() > max_message_bytes_) {
-              return fail("message exceeds the maximum size", true);
-            }
-            return f;
-          }
-          break;
-        default:
-          break;
+          return f;
+        }
       }
       ++i;
     }
+    in_string_ = in_string;
+    escape_ = escape;
     scan_ = i;
     if (scan_ - pos_ > max_message_bytes_) return fail("message exceeds the maximum size", true);
     return {};
