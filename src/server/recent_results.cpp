@@ -15,24 +15,24 @@ RecentResults::RecentResults(std::size_t capacity) : capacity_(capacity) {
   if (capacity > 0) index_.assign(std::bit_ceil(capacity * 2), kEmpty);
 }
 
-std::size_t RecentResults::home(std::uint64_t hash) const noexcept {
-  return open_addressing::home(hash, index_.size() - 1);
+std::size_t RecentResults::home(std::uint32_t tag) const noexcept {
+  return open_addressing::home(tag, index_.size() - 1);
 }
 
 std::size_t RecentResults::probe(std::string_view id, std::uint64_t hash) const noexcept {
   const std::size_t mask = index_.size() - 1;
-  for (std::size_t i = home(hash);; i = (i + 1) & mask) {
-    const std::uint32_t v = index_[i];
-    if (v == kEmpty) return i;
-    const Entry& e = ring_[v - 1];
-    if (e.hash == hash && e.task_id == id) return i;
+  const std::uint32_t tag = tag_of(hash);
+  for (std::size_t i = home(tag);; i = (i + 1) & mask) {
+    const Slot s = index_[i];
+    if (s == kEmpty) return i;
+    if (s.tag == tag && ring_[s.entry - 1].task_id == id) return i;
   }
 }
 
 const RecentResults::Entry* RecentResults::find(std::string_view id) const {
   if (capacity_ == 0) return nullptr;
-  const std::uint32_t v = index_[probe(id, hash_id(id))];
-  return v == kEmpty ? nullptr : &ring_[v - 1];
+  const Slot s = index_[probe(id, hash_id(id))];
+  return s == kEmpty ? nullptr : &ring_[s.entry - 1];
 }
 
 void RecentResults::put(std::string_view id, std::string_view task_type, std::string_view task_data,
@@ -42,7 +42,7 @@ void RecentResults::put(std::string_view id, std::string_view task_type, std::st
   std::size_t slot = probe(id, hash);
   Entry* e = nullptr;
   if (index_[slot] != kEmpty) {
-    e = &ring_[index_[slot] - 1];
+    e = &ring_[index_[slot].entry - 1];
   } else {
     if (used_ == capacity_) {
       pop_oldest();
@@ -53,7 +53,7 @@ void RecentResults::put(std::string_view id, std::string_view task_type, std::st
     if (at == ring_.size()) ring_.emplace_back();
     ++used_;
     ++live_;
-    index_[slot] = static_cast<std::uint32_t>(at + 1);
+    index_[slot] = Slot{static_cast<std::uint32_t>(at + 1), tag_of(hash)};
     e = &ring_[at];
     e->task_id.assign(id);
     e->hash = hash;
@@ -66,14 +66,14 @@ void RecentResults::put(std::string_view id, std::string_view task_type, std::st
 }
 
 void RecentResults::unindex(std::size_t slot) noexcept {
-  open_addressing::erase(index_, slot, kEmpty, [this](std::uint32_t v) { return home(ring_[v - 1].hash); });
+  open_addressing::erase(index_, slot, kEmpty, [this](const Slot& s) { return home(s.tag); });
 }
 
 void RecentResults::erase(std::string_view id) {
   if (capacity_ == 0) return;
   const std::size_t slot = probe(id, hash_id(id));
   if (index_[slot] == kEmpty) return;
-  ring_[index_[slot] - 1].live = false;
+  ring_[index_[slot].entry - 1].live = false;
   unindex(slot);
   --live_;
 }

@@ -4,7 +4,9 @@
 ///
 /// A ring of `capacity` entries: a new result takes the next slot and, once the ring is
 /// full, overwrites the oldest. An open-addressing table of id hashes finds an entry by
-/// id. A slot's strings keep their capacity when the ring comes round, so a steady stream
+/// id; each of its slots keeps 32 bits of the id's hash beside the ring index, so that
+/// probing and deleting compare and move slots without reading the (cold) ring entries.
+/// A slot's strings keep their capacity when the ring comes round, so a steady stream
 /// of results allocates nothing (a node-based map paid four allocations and frees per
 /// result, and a cache miss per bucket step).
 ///
@@ -51,9 +53,17 @@ class RecentResults {
   [[nodiscard]] std::size_t size() const noexcept { return live_; }
 
  private:
-  static constexpr std::uint32_t kEmpty = 0;  ///< index_ slot: no entry; else ring index + 1
+  /// A slot of index_: `entry` is the ring index + 1 (0: empty), `tag` the high half of
+  /// the id's hash (which also picks the slot's home).
+  struct Slot {
+    std::uint32_t entry;
+    std::uint32_t tag;
+    friend bool operator==(const Slot&, const Slot&) = default;
+  };
+  static constexpr Slot kEmpty{0, 0};
+  static std::uint32_t tag_of(std::uint64_t hash) noexcept { return static_cast<std::uint32_t>(hash >> 32); }
 
-  [[nodiscard]] std::size_t home(std::uint64_t hash) const noexcept;
+  [[nodiscard]] std::size_t home(std::uint32_t tag) const noexcept;
   /// The index_ slot holding `id`, or the empty slot where the probe for it stopped.
   [[nodiscard]] std::size_t probe(std::string_view id, std::uint64_t hash) const noexcept;
   void unindex(std::size_t slot) noexcept;
@@ -65,7 +75,7 @@ class RecentResults {
   std::size_t head_ = 0;  ///< the oldest slot in use
   std::size_t used_ = 0;  ///< ring slots in use, erased ones included
   std::size_t live_ = 0;
-  std::vector<std::uint32_t> index_;  ///< linear probing; a power of two, at most half full
+  std::vector<Slot> index_;  ///< linear probing; a power of two, at most half full
 };
 
 }  // namespace sd::server
