@@ -1,6 +1,7 @@
 #include "server/dispatcher.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 namespace sd::server {
 
@@ -153,13 +154,18 @@ void Dispatcher::set_stored(TaskEntry& task, TaskEntry::Stored to) {
 
 void Dispatcher::record_finish(TaskEntry& task, const proto::ResultMsg& sent) {
   record_start(task);
-  store::StoredResult r;
-  r.task_id = task.msg.task_id;
-  proto::encode(r.result_message_json, sent);
-  if (!r.result_message_json.empty() && r.result_message_json.back() == '\n') r.result_message_json.pop_back();
-  r.finished_at_ms = wall_ms_;
-  sink_.result_recorded(task.msg, r.result_message_json);
-  if (options_.record_store_ops) batch_.finish(std::move(r));
+  line_.clear();
+  proto::encode(line_, sent);
+  if (!line_.empty() && line_.back() == '\n') line_.pop_back();
+  sink_.result_recorded(task.msg, line_);
+  if (task.client != 0) sink_.send_result(task.client, sent, line_);
+  if (options_.record_store_ops) {
+    store::StoredResult r;
+    r.task_id = task.msg.task_id;
+    r.result_message_json = line_;
+    r.finished_at_ms = wall_ms_;
+    batch_.finish(std::move(r));
+  }
   set_stored(task, TaskEntry::Stored::done);
 }
 
@@ -211,8 +217,9 @@ std::vector<TaskEntry*> Dispatcher::unqueue_if(const std::function<bool(const Ta
 
 void Dispatcher::erase(TaskEntry& task) {
   if (task.start_unrecorded) --waiting_starts_;  // nothing more will be recorded for it
-  const std::string id = task.msg.task_id;  // the key dies with the entry
-  tasks_.erase(id);
+  // By iterator: erasing by a key that lives in the entry would compare against it while
+  // it is destroyed.
+  tasks_.erase(tasks_.find(std::string_view(task.msg.task_id)));
 }
 
 void Dispatcher::record_start(TaskEntry& task) {
@@ -248,7 +255,6 @@ void Dispatcher::finish(TaskEntry& task, proto::ResultMsg result) {
     result.task_id = task.msg.task_id;
     result.attempt = 0;
     record_finish(task, result);
-    if (task.client != 0) sink_.send_result(task.client, result);
   }
   // A task still out on a worker stays known until that worker reports, so that the
   // worker's slot stays counted and the late result is recognised as stale.
@@ -380,7 +386,15 @@ void Dispatcher::worker_gone(ConnId conn) {
 
 void Dispatcher::detach_from_worker(TaskEntry& task) {
   auto it = workers_.find(task.worker);
-  if (it != workers_.end()) std::erase(it->second.in_flight, &task);
+  if (it != workers_.end()) {
+    // Swap-remove: the list's order means nothing (worker_gone sorts by seq).
+    std::vector<TaskEntry*>& list = it->second.in_flight;
+    const std::uint32_t pos = task.in_flight_pos;
+    assert(pos < list.size() && list[pos] == &task);
+    list[pos] = list.back();
+    list[pos]->in_flight_pos = pos;
+    list.pop_back();
+  }
   task.worker = 0;
   --running_;
 }
@@ -436,7 +450,6 @@ void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
       result.worker_id = w.id;
       result.attempt = 0;
       record_finish(task, result);
-      if (task.client != 0) sink_.send_result(task.client, result);
     }
   }
   erase(task);
@@ -462,6 +475,7 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
   task.dispatched_at = now;
   ++task.attempt;
   task.cancel_sent = false;
+  task.in_flight_pos = static_cast<std::uint32_t>(worker.in_flight.size());
   worker.in_flight.push_back(&task);
   ++running_;
   if (ClientInfo* c = client_info(task.client)) --c->queued;

@@ -29,7 +29,8 @@ class DispatchSink {
   virtual ~DispatchSink() = default;
   virtual void send_task(ConnId worker, const proto::TaskMsg& task) = 0;
   virtual void send_cancel(ConnId worker, const proto::CancelMsg& cancel) = 0;
-  virtual void send_result(ConnId client, const proto::ResultMsg& result) = 0;
+  /// `line`: `result` encoded, without '\n' (encoded once, for the record and the client).
+  virtual void send_result(ConnId client, const proto::ResultMsg& result, std::string_view line) = 0;
   virtual void send_error(ConnId conn, const proto::ErrorMsg& error) = 0;
   virtual void send_accepted(ConnId client, std::string_view task_id) = 0;
   /// A task's outcome was recorded (its RESULT line, without '\n', as stored): for
@@ -217,6 +218,8 @@ class Dispatcher {
   void expire_unrunnable(TimePoint now);
   ClientInfo* client_info(ConnId client);
   void set_stored(TaskEntry& task, TaskEntry::Stored to);
+  /// Records `task`'s outcome `sent` and sends it to the task's client, if any: encoded
+  /// once (into line_) for the record, the recent-results cache and the client.
   void record_finish(TaskEntry& task, const proto::ResultMsg& sent);
   void record_drop(TaskEntry& task);
   /// Records `task`'s running record if it waits: before any later operation on it.
@@ -241,6 +244,7 @@ class Dispatcher {
   bool accepting_ = true;
   TimePoint last_unrunnable_check_{};
   store::WriteBatch batch_;
+  std::string line_;  ///< record_finish's RESULT line (kept for its capacity)
   struct WaitingStart {
     std::string task_id;
     std::uint32_t attempt;

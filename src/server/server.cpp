@@ -758,9 +758,10 @@ void Server::send_cancel(ConnId worker, const proto::CancelMsg& cancel) {
   }
 }
 
-void Server::send_result(ConnId client, const proto::ResultMsg& result) {
+void Server::send_result(ConnId client, const proto::ResultMsg& /*result*/, std::string_view line) {
   if (Session* s = session(client)) {
-    proto::encode(s->output(), result);
+    s->output().append(line);
+    s->output().push_back('\n');
     needs_commit(*s);
   }
 }

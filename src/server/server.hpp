@@ -71,7 +71,7 @@ class Server final : private DispatchSink {
   // DispatchSink
   void send_task(ConnId worker, const proto::TaskMsg& task) override;
   void send_cancel(ConnId worker, const proto::CancelMsg& cancel) override;
-  void send_result(ConnId client, const proto::ResultMsg& result) override;
+  void send_result(ConnId client, const proto::ResultMsg& result, std::string_view line) override;
   void send_error(ConnId conn, const proto::ErrorMsg& error) override;
   void send_accepted(ConnId client, std::string_view task_id) override;
   void result_recorded(const proto::TaskMsg& task, const std::string& line) override;

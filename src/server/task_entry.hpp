@@ -31,6 +31,8 @@ struct TaskEntry {
   State state = State::queued;
   std::uint32_t attempt = 0;     ///< dispatch attempts so far; the one out is `attempt`
   std::uint16_t lost_runs = 0;   ///< re-runs caused by lost workers
+  /// When running: its index in the worker's in-flight list (removal is O(1)).
+  std::uint32_t in_flight_pos = 0;
   bool answered = false;
   /// The outcome is kept in the store even if nobody waits for it: asynchronous tasks
   /// and tasks recovered from the store after a restart.

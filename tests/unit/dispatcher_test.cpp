@@ -32,7 +32,11 @@ class RecordingSink : public DispatchSink {
  public:
   void send_task(ConnId worker, const proto::TaskMsg& task) override { tasks.push_back({worker, task}); }
   void send_cancel(ConnId worker, const proto::CancelMsg& cancel) override { cancels.push_back({worker, cancel}); }
-  void send_result(ConnId client, const proto::ResultMsg& result) override { results.push_back({client, result}); }
+  void send_result(ConnId client, const proto::ResultMsg& result, std::string_view line) override {
+    // The line is the result as encoded once for the record and the client.
+    EXPECT_EQ(std::string(line) + "\n", proto::to_json_line(result));
+    results.push_back({client, result});
+  }
   void send_error(ConnId conn, const proto::ErrorMsg& error) override { errors.push_back({conn, error}); }
   void send_accepted(ConnId client, std::string_view task_id) override {
     accepted.push_back({client, std::string(task_id)});
