@@ -112,7 +112,7 @@ void WorkerRuntime::read() {
       disconnect(ec.message());
       return;
     }
-    constexpr std::size_t kChunk = 64 * 1024;
+    const std::size_t kChunk = options_.read_chunk_bytes;
     bool lost = false;  // the connection went away while reading
     for (int reads = 0; reads < 16 && !lost; ++reads) {
       boost::system::error_code rec;
@@ -220,7 +220,7 @@ void WorkerRuntime::start_task(proto::TaskMsg task) {
   tasks::TaskContext ctx;
   ctx.stop = slot.stop.get_token();
   if (task.timeout_ms) ctx.deadline = Clock::now() + std::chrono::milliseconds(*task.timeout_ms);
-  (tiny ? here_ : batch_).push_back([this, task = std::move(task), ctx, gen = generation_]() mutable {
+  (tiny ? here_ : batch_).push_back([this, task = std::move(task), ctx]() mutable {
     const auto started = Clock::now();
     tasks::TaskOutcome outcome;
     boost::system::error_code ec;
@@ -245,7 +245,7 @@ void WorkerRuntime::start_task(proto::TaskMsg task) {
     bool post = false;
     {
       std::lock_guard lock(done_mutex_);
-      done_.push_back(Done{std::move(r), gen});
+      done_.push_back(Done{std::move(r)});
       done_count_.store(done_.size(), std::memory_order_release);
       // The I/O thread is waiting right here for it (await_results_briefly): no wake-up.
       if (!io_waiting_) post = !collect_posted_.exchange(true);
@@ -303,7 +303,10 @@ void WorkerRuntime::collect_results() {
   }
   for (Done& d : done) {
     running_.erase(d.result.task_id);
-    if (connected_ && registered_ && d.generation == generation_) {
+    // A result of an earlier connection that finishes after this one registered goes
+    // out now too (the server takes it if that attempt is still the one out); only
+    // without a registered connection does it wait for the next REGISTERED.
+    if (connected_ && registered_) {
       d.result.worker_id = worker_id_;
       proto::encode(out_, d.result);
     } else if (undelivered_.size() < 100'000) {

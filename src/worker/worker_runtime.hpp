@@ -49,6 +49,9 @@ struct WorkerOptions {
   std::string token;
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
+  /// The most one read takes from the socket; a read that fills it is followed by
+  /// another in the same turn (up to 16), which may find the connection's end.
+  std::size_t read_chunk_bytes = 64 * 1024;
 };
 
 /// Thread-safety: every public member must be called on the io_context's thread.
@@ -121,10 +124,11 @@ class WorkerRuntime {
   /// at most kInlineMaxDataBytes.
   std::vector<Executor::Job> here_;
   std::unordered_map<std::string, Running> running_;  ///< task_id -> attempt out, stop switch
-  std::vector<proto::ResultMsg> undelivered_;  ///< results whose connection died
+  /// Results finished while no connection was registered: sent after the next REGISTERED.
+  std::vector<proto::ResultMsg> undelivered_;
   std::chrono::milliseconds backoff_;
   std::mt19937 rng_;
-  std::uint64_t generation_ = 0;  ///< connection number; results of an old one are "undelivered"
+  std::uint64_t generation_ = 0;  ///< connection number: handlers of an old one do nothing
   bool connected_ = false;
   bool registered_ = false;
   bool draining_ = false;
@@ -135,7 +139,6 @@ class WorkerRuntime {
   // Results handed back by pool threads.
   struct Done {
     proto::ResultMsg result;
-    std::uint64_t generation;
   };
   std::mutex done_mutex_;
   std::vector<Done> done_;
