@@ -219,7 +219,7 @@ void Dispatcher::erase(TaskEntry& task) {
   if (task.start_unrecorded) --waiting_starts_;  // nothing more will be recorded for it
   // By iterator: erasing by a key that lives in the entry would compare against it while
   // it is destroyed.
-  tasks_.erase(tasks_.find(std::string_view(task.msg.task_id)));
+  if (auto it = tasks_.find(std::string_view(task.msg.task_id)); it != tasks_.end()) tasks_.erase(it);
 }
 
 void Dispatcher::record_start(TaskEntry& task) {
