@@ -19,13 +19,9 @@ constexpr auto kStopsInString = stops("\"\\\n");
 /// Outside strings: a string's start, and brackets.
 constexpr auto kStopsOutside = stops("\"{}[]");
 
-/// The first byte at or after `i` that may end the run (or `end`).
-inline std::size_t skip_string_bytes(const char* data, std::size_t i, std::size_t end) {
-  while (i < end && !kStopsInString[static_cast<unsigned char>(data[i])]) ++i;
-  return i;
-}
-inline std::size_t skip_structure_bytes(const char* data, std::size_t i, std::size_t end) {
-  while (i < end && !kStopsOutside[static_cast<unsigned char>(data[i])]) ++i;
+/// The first position at or after `i` whose byte is in `stops` (or `end`).
+inline std::size_t skip(const std::array<bool, 256>& stops, const char* data, std::size_t i, std::size_t end) {
+  while (i < end && !stops[static_cast<unsigned char>(data[i])]) ++i;
   return i;
 }
 
@@ -124,7 +120,7 @@ Frame FrameDecoder::next() {
     std::size_t i = scan_;
     const std::size_t end = committed_;
     bool in_string = in_string_;
-    bool escape = escape_;
+    bool escape = escape_;  // (both are reset when the next frame starts)
     while (i < end) {
       if (in_string) {
         if (escape) {
@@ -132,7 +128,7 @@ Frame FrameDecoder::next() {
           ++i;
           continue;
         }
-        i = skip_string_bytes(data, i, end);
+        i = skip(kStopsInString, data, i, end);
         if (i == end) break;
         const char c = data[i];
         if (c == '\\') {
@@ -141,14 +137,13 @@ Frame FrameDecoder::next() {
           in_string = false;
         } else {
           // A raw newline cannot be inside a JSON string: the frame is broken.
-          in_string_ = escape_ = false;
           scan_ = i;
           return fail("unterminated string", false);
         }
         ++i;
         continue;
       }
-      i = skip_structure_bytes(data, i, end);
+      i = skip(kStopsOutside, data, i, end);
       if (i == end) break;
       const char c = data[i];
       if (c == '"') {
@@ -159,7 +154,6 @@ Frame FrameDecoder::next() {
         // A '}' must close a '{' and a ']' a '[': otherwise the object would never end
         // ({"a":[} waits forever), so say so now and resynchronise.
         if (open_.empty() || open_.back() != (c == '}' ? '{' : '[')) {
-          in_string_ = escape_ = false;
           scan_ = i;
           return fail("mismatched brackets", false);
         }
@@ -170,7 +164,6 @@ Frame FrameDecoder::next() {
           f.text = std::string_view(data + pos_, i + 1 - pos_);
           pos_ = scan_ = i + 1;
           in_frame_ = false;
-          in_string_ = escape_ = false;
           if (f.text.size() > max_message_bytes_) {
             return fail("message exceeds the maximum size", true);
           }

@@ -112,12 +112,12 @@ void WorkerRuntime::read() {
       disconnect(ec.message());
       return;
     }
-    const std::size_t kChunk = options_.read_chunk_bytes;
+    const std::size_t chunk = options_.read_chunk_bytes;
     bool lost = false;  // the connection went away while reading
     for (int reads = 0; reads < 16 && !lost; ++reads) {
       boost::system::error_code rec;
-      char* dst = decoder_.prepare(kChunk);
-      const std::size_t n = socket_.read_some(asio::buffer(dst, kChunk), rec);
+      char* dst = decoder_.prepare(chunk);
+      const std::size_t n = socket_.read_some(asio::buffer(dst, chunk), rec);
       if (rec == asio::error::would_block || rec == asio::error::try_again) break;
       if (rec) {
         disconnect(rec == asio::error::eof ? "el servidor cerró la conexión" : rec.message());
@@ -143,7 +143,7 @@ void WorkerRuntime::read() {
           break;
         }
       }
-      if (n < kChunk) break;  // that was all there was
+      if (n < chunk) break;  // that was all there was
     }
     // Tasks taken in before a loss run all the same: their results wait in undelivered_
     // for the next connection, like those of tasks already running.
