@@ -150,7 +150,8 @@ class Dispatcher {
   void replacing_done() noexcept { --store_counts_.done; }
 
   // --- time and scheduling -------------------------------------------------------------
-  /// Hands queued tasks to workers with free slots, round-robin.
+  /// Hands queued tasks to workers with free slots: tiny-task workers are filled first,
+  /// the others get one task each per step, round-robin.
   void dispatch(TimePoint now);
   /// Timeouts: tasks past their timeout_ms, tasks no worker can run past queue_timeout;
   /// running records whose delay is over.
@@ -210,6 +211,12 @@ class Dispatcher {
   void detach_from_worker(TaskEntry& task);
   /// An adaptive worker reported a task that took `task_seconds`: its window follows.
   void adapt_window(WorkerInfo& w, double task_seconds);
+  /// Adaptive, and its window grew past 3 x threads: its tasks take well under a ms.
+  static bool runs_tiny_tasks(const WorkerInfo& w);
+  /// dispatch(), first part: tiny-task workers, in registration order, up to their window.
+  void fill_tiny_task_workers(TimePoint now);
+  /// dispatch(), second part: one task per worker and step, round-robin.
+  void round_robin(TimePoint now);
 
   static constexpr int kMaxQueuedPerThread = 16;     ///< adaptive capacity: 17 x threads
   static constexpr double kRoundTripCover = 0.001;   ///< seconds of work queued per thread

@@ -364,6 +364,72 @@ TEST(DispatcherCapacity, WithoutADeclaredPrefetchTheWindowFollowsTaskDurations) 
   EXPECT_EQ(h.in_flight(kW1), 6u);
 }
 
+/// Adaptive 4-thread workers (capacity 68) shown to run tiny tasks: each gets a task, and
+/// reports it done in 10 us, so that its window grows to its capacity.
+void warm_up_tiny(Harness& h, std::initializer_list<ConnId> workers) {
+  for (const ConnId w : workers) h.add_worker(w, 4, std::nullopt);
+  for (std::size_t i = 0; i < workers.size(); ++i) ASSERT_TRUE(h.submit(kClient, task("warm" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  for (const auto& t : std::vector<Sent<proto::TaskMsg>>(h.sink.tasks)) {
+    proto::ResultMsg r = success(t.msg.task_id, t.msg.attempt);
+    r.processing_time = 0.00001;
+    h.d.on_result(t.conn, r);
+  }
+  for (const WorkerInfo* w : h.d.workers()) ASSERT_EQ(w->window, 68) << w->id;
+  h.sink.tasks.clear();
+}
+
+TEST(DispatcherTinyTasks, WorkersRunningTinyTasksAreFilledInRegistrationOrder) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2, kW3});
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 68u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 32u);
+  EXPECT_EQ(h.sink.tasks_to(kW3).size(), 0u) << "a load two workers hold leaves the third asleep";
+  EXPECT_EQ(h.sink.tasks_to(kW1).front().task_id, "t0") << "in queue order";
+}
+
+TEST(DispatcherTinyTasks, SlotsFreedOnTheFirstWorkerAreFilledBeforeTheNextOne) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2, kW3});
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(h.submit(kClient, task("a" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  ASSERT_EQ(h.sink.tasks_to(kW1).size(), 10u);
+  for (int i = 0; i < 5; ++i) h.complete(kW1, "a" + std::to_string(i));
+  // Round-robin would hand these to worker 2 (the round after worker 1); packing keeps
+  // them on the worker that is already awake.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(h.submit(kClient, task("b" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 30u);
+  EXPECT_EQ(h.in_flight(kW1), 25u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 0u);
+  EXPECT_EQ(h.sink.tasks_to(kW3).size(), 0u);
+}
+
+TEST(DispatcherTinyTasks, WhatTheFullTinyTaskWorkersCannotTakeGoesRoundRobin) {
+  Harness h;
+  warm_up_tiny(h, {kW1});
+  h.add_worker(kW2, 1, 0, {"sleep"});
+  h.add_worker(kW3, 1, 0, {"sleep"});
+  // kW1 (any type) is filled first; what it has no room for goes round-robin.
+  for (int i = 0; i < 70; ++i) ASSERT_TRUE(h.submit(kClient, task("s" + std::to_string(i), "sleep")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 68u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 1u);
+  EXPECT_EQ(h.sink.tasks_to(kW3).size(), 1u);
+}
+
+TEST(DispatcherTinyTasks, ADrainingTinyTaskWorkerGetsNothing) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2});
+  ASSERT_NE(h.d.worker_draining(kW1), nullptr);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 0u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 5u);
+}
+
 TEST(DispatcherCapacity, ADeclaredPrefetchIsKeptWhateverTheDurations) {
   Harness h;
   EXPECT_EQ(h.add_worker(kW1, 2, 1).capacity, 3);
