@@ -260,6 +260,7 @@ void Server::start_commit() {
   held_cut_.push_back(std::exchange(held_open_, {}));
   ++commits_inflight_;
   auto job = std::make_shared<std::pair<store::WriteBatch, StoreOutcome>>(std::move(batch), StoreOutcome{});
+  committing_.push_back(&job->first);
   writer_.run_write(
       [job](store::TaskStore& st) {
         job->second = write_batch(st, job->first);
@@ -273,6 +274,7 @@ void Server::start_commit() {
 
 void Server::commit_done(store::WriteBatch batch, const StoreOutcome& outcome, std::uint64_t seq) {
   --commits_inflight_;
+  committing_.pop_front();  // this one: the writer finishes its jobs in order
   begin_turn();
   note_write(std::move(batch), outcome);
   // Committed, or the store is failing and the server serves from memory.
@@ -577,7 +579,7 @@ namespace {
 struct BatchVerdict {
   enum class Kind : std::uint8_t { silent, done, unfinished } kind = Kind::silent;
   const store::StoredResult* result = nullptr;  ///< when done
-  const store::StoredTask* task = nullptr;      ///< when done and the batch also added it
+  const store::StoredTask* task = nullptr;      ///< when the batch added it (last)
   bool dropped_before = false;                  ///< done, but the task itself was dropped first
 };
 
@@ -593,7 +595,7 @@ BatchVerdict scan_batch(const store::WriteBatch& batch, std::string_view id) {
       }
     } else if (const auto* a = std::get_if<B::AddTask>(&*it); a != nullptr && a->task.task_id == id) {
       if (v.kind == BatchVerdict::Kind::silent) v.kind = BatchVerdict::Kind::unfinished;
-      v.task = v.kind == BatchVerdict::Kind::done ? &a->task : nullptr;
+      v.task = &a->task;
       return v;
     } else if (const auto* d = std::get_if<B::Drop>(&*it); d != nullptr && d->task_id == id) {
       if (v.kind == BatchVerdict::Kind::silent) v.kind = BatchVerdict::Kind::unfinished;
@@ -606,6 +608,15 @@ BatchVerdict scan_batch(const store::WriteBatch& batch, std::string_view id) {
 
 }  // namespace
 
+std::vector<const store::WriteBatch*> Server::unstored_newest_first() const {
+  // pending_ only ever holds operations older than any commit still under way: a failed
+  // write's batch, then those queued behind it as they come back unwritten.
+  std::vector<const store::WriteBatch*> out{&dispatcher_.batch()};
+  out.insert(out.end(), committing_.rbegin(), committing_.rend());
+  out.push_back(&pending_);
+  return out;
+}
+
 std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   if (!durable_) {
     if (const auto* e = recent_.find(task_id)) return DoneTask{e->task_type, e->task_data, e->line};
@@ -614,18 +625,24 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   // A durable server files every finished id in done_ids_: an id it does not know is
   // new, with no lookup at all (the common case).
   if (!done_ids_.may_contain(task_id)) return std::nullopt;
-  // Newest first: what this round recorded, then what a failing store left, then the
-  // store (after the commit under way, if any).
+  // Newest first: what is not yet stored (see unstored_newest_first), then the store
+  // (after the commits under way).
   std::optional<DoneTask> found;
-  for (const store::WriteBatch* b : {&dispatcher_.batch(), static_cast<const store::WriteBatch*>(&pending_)}) {
-    const BatchVerdict v = scan_batch(*b, task_id);
+  const auto unstored = unstored_newest_first();
+  for (auto b = unstored.begin(); b != unstored.end(); ++b) {
+    const BatchVerdict v = scan_batch(**b, task_id);
     if (v.kind == BatchVerdict::Kind::unfinished) return std::nullopt;
-    if (v.kind == BatchVerdict::Kind::done) {
-      found = DoneTask{{}, {}, v.result->result_message_json};
-      if (v.task != nullptr) return DoneTask{v.task->task_type, v.task->task_data_json, found->line};
-      if (v.dropped_before) return DoneTask{{}, "{}", found->line};  // a result-only row
-      break;  // its content was recorded earlier: in the store
+    if (v.kind != BatchVerdict::Kind::done) continue;
+    found = DoneTask{{}, {}, v.result->result_message_json};
+    if (v.dropped_before) return DoneTask{{}, "{}", found->line};  // a result-only row
+    if (v.task != nullptr) return DoneTask{v.task->task_type, v.task->task_data_json, found->line};
+    // Its content was recorded earlier: in an older batch, or in the store.
+    for (++b; b != unstored.end(); ++b) {
+      const BatchVerdict older = scan_batch(**b, task_id);
+      if (older.dropped_before) return DoneTask{{}, "{}", found->line};
+      if (older.task != nullptr) return DoneTask{older.task->task_type, older.task->task_data_json, found->line};
     }
+    break;
   }
   if (!store_healthy_) return std::nullopt;
   try {
@@ -655,7 +672,7 @@ std::optional<std::string> Server::find_result_line(const std::string& task_id) 
     return std::nullopt;
   }
   if (!done_ids_.may_contain(task_id)) return std::nullopt;
-  for (const store::WriteBatch* b : {&dispatcher_.batch(), static_cast<const store::WriteBatch*>(&pending_)}) {
+  for (const store::WriteBatch* b : unstored_newest_first()) {
     const BatchVerdict v = scan_batch(*b, task_id);
     if (v.kind == BatchVerdict::Kind::unfinished) return std::nullopt;
     if (v.kind == BatchVerdict::Kind::done) return v.result->result_message_json;

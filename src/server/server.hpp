@@ -119,6 +119,9 @@ class Server final : private DispatchSink {
   std::optional<std::string> find_result_line(const std::string& task_id);
   /// A finished task under this id with its content, for idempotent resubmission.
   std::optional<DoneTask> find_done(const std::string& task_id);
+  /// The operations not yet known to be in the store, newest first: this round's, the
+  /// commits under way (newest first), what a failed write left.
+  std::vector<const store::WriteBatch*> unstored_newest_first() const;
   void expire_waiters();
   /// Handles a TASK: idempotency against finished tasks, then the dispatcher.
   void submit(Session& s, proto::TaskMsg m);
@@ -162,6 +165,9 @@ class Server final : private DispatchSink {
   /// Per commit under way, oldest first: the sessions whose output waits for it.
   std::deque<std::vector<std::shared_ptr<Session>>> held_cut_;
   store::WriteBatch pending_;      ///< operations a failed write left, retried first
+  /// Per commit under way, oldest first: its batch (owned by the job, which the writer
+  /// thread only reads until commit_done), so that look-ups see what is being written.
+  std::deque<const store::WriteBatch*> committing_;
   bool store_healthy_ = true;
   std::string store_last_error_;
   std::uint64_t store_failures_ = 0;
