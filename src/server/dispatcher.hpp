@@ -188,7 +188,9 @@ class Dispatcher {
   };
   struct StringHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    // Not noexcept: libstdc++ then keeps each node's hash, so that a lookup compares hashes
+    // before keys and never rehashes a neighbour's key to find where a bucket ends.
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   struct Deadline {
     TimePoint at;
