@@ -62,10 +62,10 @@ struct WorkerInfo {
   int threads = 0;
   int capacity = 0;  ///< threads + prefetch: never more tasks out to it
   /// How many tasks it may hold now (<= capacity). Fixed at capacity when a prefetch
-  /// was declared. Otherwise adaptive: capacity is 17 x threads, the window starts at
+  /// was declared. Otherwise adaptive: capacity is 33 x threads, the window starts at
   /// 3 x threads and follows the worker's task durations (RESULT processing_time):
   /// enough queued per thread to cover about a millisecond of network round trip, so
-  /// tiny tasks stream (up to 16 queued per thread) and long ones are not hoarded by one
+  /// tiny tasks stream (up to 32 queued per thread) and long ones are not hoarded by one
   /// worker (1 queued per thread) while another could run them.
   int window = 0;
   bool adaptive = false;
@@ -220,7 +220,7 @@ class Dispatcher {
   /// dispatch(), second part: one task per worker and step, round-robin.
   void round_robin(TimePoint now);
 
-  static constexpr int kMaxQueuedPerThread = 16;     ///< adaptive capacity: 17 x threads
+  static constexpr int kMaxQueuedPerThread = 32;     ///< adaptive capacity: 33 x threads
   static constexpr double kRoundTripCover = 0.001;   ///< seconds of work queued per thread
   bool can_run(const WorkerInfo& w, std::string_view type) const;
   bool any_worker_runs(std::string_view type) const;

@@ -341,7 +341,7 @@ TEST(DispatcherCapacity, CapacityIsThreadsPlusPrefetch) {
 TEST(DispatcherCapacity, WithoutADeclaredPrefetchTheWindowFollowsTaskDurations) {
   Harness h;
   const WorkerInfo& w = h.add_worker(kW1, 3, std::nullopt);
-  EXPECT_EQ(w.capacity, 51) << "17 x threads at most";
+  EXPECT_EQ(w.capacity, 99) << "33 x threads at most";
   for (int i = 0; i < 2000; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
   h.d.dispatch(h.now);
   EXPECT_EQ(h.sink.tasks_to(kW1).size(), 9u) << "3 x threads before anything is known";
@@ -358,13 +358,13 @@ TEST(DispatcherCapacity, WithoutADeclaredPrefetchTheWindowFollowsTaskDurations) 
     h.d.dispatch(h.now);
   };
   finish_all(0.00001);
-  EXPECT_EQ(h.in_flight(kW1), 51u);
+  EXPECT_EQ(h.in_flight(kW1), 99u);
   // Long tasks (50 ms): one queued per thread, the rest stays with the server.
   for (int i = 0; i < 30; ++i) finish_all(0.05);
   EXPECT_EQ(h.in_flight(kW1), 6u);
 }
 
-/// Adaptive 4-thread workers (capacity 68) shown to run tiny tasks: each gets a task, and
+/// Adaptive 4-thread workers (capacity 132) shown to run tiny tasks: each gets a task, and
 /// reports it done in 10 us, so that its window grows to its capacity.
 void warm_up_tiny(Harness& h, std::initializer_list<ConnId> workers) {
   for (const ConnId w : workers) h.add_worker(w, 4, std::nullopt);
@@ -375,17 +375,17 @@ void warm_up_tiny(Harness& h, std::initializer_list<ConnId> workers) {
     r.processing_time = 0.00001;
     h.d.on_result(t.conn, r);
   }
-  for (const WorkerInfo* w : h.d.workers()) ASSERT_EQ(w->window, 68) << w->id;
+  for (const WorkerInfo* w : h.d.workers()) ASSERT_EQ(w->window, 132) << w->id;
   h.sink.tasks.clear();
 }
 
 TEST(DispatcherTinyTasks, WorkersRunningTinyTasksAreFilledInRegistrationOrder) {
   Harness h;
   warm_up_tiny(h, {kW1, kW2, kW3});
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
   h.d.dispatch(h.now);
-  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 68u);
-  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 32u);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 132u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 68u);
   EXPECT_EQ(h.sink.tasks_to(kW3).size(), 0u) << "a load two workers hold leaves the third asleep";
   EXPECT_EQ(h.sink.tasks_to(kW1).front().task_id, "t0") << "in queue order";
 }
@@ -413,9 +413,9 @@ TEST(DispatcherTinyTasks, WhatTheFullTinyTaskWorkersCannotTakeGoesRoundRobin) {
   h.add_worker(kW2, 1, 0, {"sleep"});
   h.add_worker(kW3, 1, 0, {"sleep"});
   // kW1 (any type) is filled first; what it has no room for goes round-robin.
-  for (int i = 0; i < 70; ++i) ASSERT_TRUE(h.submit(kClient, task("s" + std::to_string(i), "sleep")));
+  for (int i = 0; i < 134; ++i) ASSERT_TRUE(h.submit(kClient, task("s" + std::to_string(i), "sleep")));
   h.d.dispatch(h.now);
-  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 68u);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 132u);
   EXPECT_EQ(h.sink.tasks_to(kW2).size(), 1u);
   EXPECT_EQ(h.sink.tasks_to(kW3).size(), 1u);
 }
