@@ -424,8 +424,9 @@ void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
   }
   if (from_holder) {
     detach_from_worker(task);
-    if (w.adaptive && result.processing_time && *result.processing_time >= 0) {
-      adapt_window(w, *result.processing_time);
+    if (result.processing_time && *result.processing_time >= 0) {
+      learn_duration(task.msg.task_type, *result.processing_time);
+      if (w.adaptive) adapt_window(w, *result.processing_time);
     }
   } else {
     unqueue_if([&task](const TaskEntry& t) { return &t == &task; });
@@ -512,19 +513,35 @@ bool Dispatcher::runs_tiny_tasks(const WorkerInfo& w) {
   return w.adaptive && w.window > 3 * w.threads;
 }
 
+void Dispatcher::learn_duration(std::string_view type, double seconds) {
+  auto it = type_seconds_.find(type);
+  if (it == type_seconds_.end()) {
+    if (type_seconds_.size() < kMaxLearntTypes) type_seconds_.emplace(std::string(type), seconds);
+    return;
+  }
+  it->second += (seconds - it->second) / 8;
+}
+
+bool Dispatcher::is_tiny_type(std::string_view type) const {
+  auto it = type_seconds_.find(type);
+  return it != type_seconds_.end() && it->second < kTinyTaskSeconds;
+}
+
 void Dispatcher::fill_tiny_task_workers(TimePoint now) {
   // Workers shown to run tiny tasks are filled first, in registration order, each up to
-  // its window: a load of tiny tasks packs onto as few workers as it needs, in fuller
-  // messages, and the workers it does not need stay asleep. Spread over all of them
-  // instead, each worker wakes for a handful of tasks (measured, sd-bench 1 x 256 on 48
-  // workers: ~31k tasks/s one task per step, ~205k each given its window in one step
-  // but in turn, ~270k filled first).
+  // its window, with tasks of types known to be tiny: a load of tiny tasks packs onto as
+  // few workers as it needs, in fuller messages, and the workers it does not need stay
+  // asleep. Spread over all of them instead, each worker wakes for a handful of tasks
+  // (measured, sd-bench 1 x 256 on 48 workers: ~31k tasks/s one task per step, ~205k
+  // each given its window in one step but in turn, ~270k filled first). Packing stops at
+  // the first task (in queue order) of another type: that one goes round-robin.
   for (const ConnId conn : ring_) {
     WorkerInfo& w = workers_.at(conn);
     if (w.draining || !runs_tiny_tasks(w)) continue;
     for (auto held = static_cast<int>(w.in_flight.size()); held < w.window; ++held) {
-      TaskEntry* task = queue_.pop_for(w.task_types);
-      if (task == nullptr) break;
+      TaskEntry* task = queue_.peek_for(w.task_types);
+      if (task == nullptr || !is_tiny_type(task->msg.task_type)) break;
+      queue_.pop_for(w.task_types);
       assign(w, *task, now);
     }
     if (queue_.empty()) return;

@@ -215,6 +215,10 @@ class Dispatcher {
   void adapt_window(WorkerInfo& w, double task_seconds);
   /// Adaptive, and its window grew past 3 x threads: its tasks take well under a ms.
   static bool runs_tiny_tasks(const WorkerInfo& w);
+  /// A result of `type` took `seconds`: the type's moving average follows.
+  void learn_duration(std::string_view type, double seconds);
+  /// Results of `type` have shown it tiny (what opens a window past 3 x threads).
+  [[nodiscard]] bool is_tiny_type(std::string_view type) const;
   /// dispatch(), first part: tiny-task workers, in registration order, up to their window.
   void fill_tiny_task_workers(TimePoint now);
   /// dispatch(), second part: one task per worker and step, round-robin.
@@ -222,6 +226,8 @@ class Dispatcher {
 
   static constexpr int kMaxQueuedPerThread = 32;     ///< adaptive capacity: 33 x threads
   static constexpr double kRoundTripCover = 0.001;   ///< seconds of work queued per thread
+  static constexpr double kTinyTaskSeconds = kRoundTripCover / 2;
+  static constexpr std::size_t kMaxLearntTypes = 1024;  ///< types are client text: bounded
   bool can_run(const WorkerInfo& w, std::string_view type) const;
   bool any_worker_runs(std::string_view type) const;
   void expire_unrunnable(TimePoint now);
@@ -241,6 +247,10 @@ class Dispatcher {
   std::unordered_map<std::string, TaskEntry, StringHash, std::equal_to<>> tasks_;
   TaskQueue queue_;
   std::unordered_map<ConnId, WorkerInfo> workers_;
+  /// Moving average of processing_time per task type, from every worker's results: only
+  /// types known to be tiny are packed (an unknown or long type is spread round-robin,
+  /// even onto workers whose window tiny tasks opened).
+  std::unordered_map<std::string, double, StringHash, std::equal_to<>> type_seconds_;
   std::vector<ConnId> ring_;  ///< workers in registration order, for round-robin
   std::size_t ring_pos_ = 0;
   std::unordered_map<ConnId, ClientInfo> clients_;

@@ -51,6 +51,12 @@ TaskEntry* TaskQueue::pop_for(std::span<const std::string> types) {
   return task;
 }
 
+TaskEntry* TaskQueue::peek_for(std::span<const std::string> types) {
+  if (size_ == 0) return nullptr;
+  Levels* levels = best_levels(types);
+  return levels == nullptr ? nullptr : levels->begin()->second.front();
+}
+
 std::size_t TaskQueue::remove_if(const std::function<bool(const TaskEntry&)>& pred) {
   std::size_t removed = 0;
   for (auto& [type, levels] : by_type_) {

@@ -35,6 +35,8 @@ class TaskQueue {
   /// The next task for a worker that runs `types` (empty span: any type), removed from
   /// the queue; nullptr when there is none.
   TaskEntry* pop_for(std::span<const std::string> types);
+  /// The task pop_for(types) would return, left in the queue.
+  TaskEntry* peek_for(std::span<const std::string> types);
 
   /// Removes every task for which `pred` is true; returns how many.
   std::size_t remove_if(const std::function<bool(const TaskEntry&)>& pred);

@@ -410,14 +410,78 @@ TEST(DispatcherTinyTasks, SlotsFreedOnTheFirstWorkerAreFilledBeforeTheNextOne) {
 TEST(DispatcherTinyTasks, WhatTheFullTinyTaskWorkersCannotTakeGoesRoundRobin) {
   Harness h;
   warm_up_tiny(h, {kW1});
-  h.add_worker(kW2, 1, 0, {"sleep"});
-  h.add_worker(kW3, 1, 0, {"sleep"});
-  // kW1 (any type) is filled first; what it has no room for goes round-robin.
-  for (int i = 0; i < 134; ++i) ASSERT_TRUE(h.submit(kClient, task("s" + std::to_string(i), "sleep")));
+  h.add_worker(kW2, 1, 0, {"hash"});
+  h.add_worker(kW3, 1, 0, {"hash"});
+  // kW1 is filled first; what it has no room for goes round-robin.
+  for (int i = 0; i < 134; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
   h.d.dispatch(h.now);
   EXPECT_EQ(h.sink.tasks_to(kW1).size(), 132u);
   EXPECT_EQ(h.sink.tasks_to(kW2).size(), 1u);
   EXPECT_EQ(h.sink.tasks_to(kW3).size(), 1u);
+}
+
+TEST(DispatcherTinyTasks, TasksOfATypeNotKnownToBeTinyAreSpreadEvenOverTinyTaskWorkers) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2, kW3});  // "hash" is known tiny, "compute" is not known
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(h.submit(kClient, task("c" + std::to_string(i), "compute")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW1)), (Ids{"c0", "c3"}));
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW2)), (Ids{"c1", "c4"}));
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW3)), (Ids{"c2", "c5"}));
+}
+
+TEST(DispatcherTinyTasks, ATypeWhoseResultsShowItLongIsNoLongerPacked) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2});
+  h.add_worker(kW3, 1, 0);
+  // kW1 and kW2 are full; meanwhile kW3 reports hash tasks of 50 ms, one at a time.
+  for (int i = 0; i < 264; ++i) ASSERT_TRUE(h.submit(kClient, task("fill" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  ASSERT_EQ(h.in_flight(kW1) + h.in_flight(kW2), 264u);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(h.submit(kClient, task("slow" + std::to_string(i))));
+    h.d.dispatch(h.now);
+    const auto& sent = h.sink.tasks.back();
+    ASSERT_EQ(sent.conn, kW3);
+    proto::ResultMsg r = success(sent.msg.task_id, sent.msg.attempt);
+    r.processing_time = 0.05;
+    h.d.on_result(kW3, r);
+  }
+  // kW1 and kW2 finish (no processing_time: their windows stay open).
+  for (int i = 0; i < 264; ++i) {
+    const std::string id = "fill" + std::to_string(i);
+    h.complete(i < 132 ? kW1 : kW2, id);
+  }
+  h.sink.tasks.clear();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW1)), (Ids{"t0", "t3"})) << "round-robin, not packed";
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW2)), (Ids{"t1"}));
+  EXPECT_EQ(ids_of(h.sink.tasks_to(kW3)), (Ids{"t2"}));
+}
+
+TEST(DispatcherTinyTasks, TheDurationsOfAtMost1024TypesAreLearnt) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2});  // "hash": the first type learnt
+  auto run_once = [&](const std::string& type) {
+    ASSERT_TRUE(h.submit(kClient, task(type + "-task", type)));
+    h.d.dispatch(h.now);
+    const auto& sent = h.sink.tasks.back();
+    ASSERT_EQ(sent.msg.task_id, type + "-task");
+    proto::ResultMsg r = success(sent.msg.task_id, sent.msg.attempt);
+    r.processing_time = 0.00001;
+    h.d.on_result(sent.conn, r);
+  };
+  for (int i = 0; i < 1023; ++i) run_once("type" + std::to_string(i));
+  run_once("late");  // one type too many: not learnt, so never packed
+  h.sink.tasks.clear();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(h.submit(kClient, task("e" + std::to_string(i), "type7")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 4u) << "a learnt tiny type is packed";
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(h.submit(kClient, task("l" + std::to_string(i), "late")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 6u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 2u);
 }
 
 TEST(DispatcherTinyTasks, ADrainingTinyTaskWorkerGetsNothing) {
