@@ -1,5 +1,6 @@
 #include "proto/messages.hpp"
 
+#include "proto/fast_decode.hpp"
 #include "proto/json_scan.hpp"
 
 #include <boost/json.hpp>
@@ -259,6 +260,11 @@ bool holds_non_finite(const json::value& v) {
 }  // namespace
 
 std::variant<Envelope, DecodeError> decode(std::string_view frame, const DecodeLimits& limits) {
+  if (auto fast = decode_fast(frame, limits)) return std::move(*fast);
+  return decode_full(frame, limits);
+}
+
+std::variant<Envelope, DecodeError> decode_full(std::string_view frame, const DecodeLimits& limits) {
   // Small messages parse into a stack buffer: no heap allocation for the DOM.
   std::array<unsigned char, 4096> scratch;
   json::monotonic_resource mr(scratch.data(), scratch.size());

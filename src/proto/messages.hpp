@@ -114,7 +114,11 @@ struct DecodeLimits {
 
 /// Decodes one frame (one JSON object) into a message.
 /// Never throws; malformed input yields a DecodeError with the protocol's code.
+/// TASK and successful RESULT frames take a fast path (proto/fast_decode.hpp).
 std::variant<Envelope, DecodeError> decode(std::string_view frame, const DecodeLimits& limits = {});
+/// decode() without the fast path: the frame parsed into a DOM. The same answer for
+/// every frame (the tests and the fuzzer check it); decode() calls it for all the rest.
+std::variant<Envelope, DecodeError> decode_full(std::string_view frame, const DecodeLimits& limits = {});
 
 /// Appends the compact JSON encoding of `m` and a '\n' to `out`.
 void encode(std::string& out, const Message& m);

@@ -21,7 +21,8 @@
 ///    decodes to the same type, and re-encodes to the same text (a fixed point);
 ///  - pass-through: the "task_data" of a TASK and the "result" of a RESULT, both as
 ///    raw_member finds them and as decode kept them, parse to the frame's own value;
-///  - raw_member never returns a slice outside its input, valid JSON or not.
+///  - raw_member never returns a slice outside its input, valid JSON or not;
+///  - decode (with its fast path for TASK and RESULT) and decode_full agree on every frame.
 ///
 /// Known open bugs are stepped around (see "Known open bugs" below) so that a run goes on
 /// finding new ones; SD_FUZZ_STRICT=1 in the environment turns them back into failures.
@@ -328,9 +329,24 @@ void check_round_trip(proto::Message m) {
   }
 }
 
+/// Both decoders gave the same message (every field shows in its encoding) or error.
+bool same_decoding(const std::variant<proto::Envelope, proto::DecodeError>& a,
+                   const std::variant<proto::Envelope, proto::DecodeError>& b) {
+  if (a.index() != b.index()) return false;
+  if (const auto* ea = std::get_if<proto::DecodeError>(&a)) {
+    const auto& eb = std::get<proto::DecodeError>(b);
+    return ea->code == eb.code && ea->message == eb.message && ea->task_id == eb.task_id;
+  }
+  const auto& x = std::get<proto::Envelope>(a);
+  const auto& y = std::get<proto::Envelope>(b);
+  return x.token == y.token && proto::to_json_line(x.message) == proto::to_json_line(y.message);
+}
+
 void check_frame(std::string_view frame) {
   check_raw_member_bounds(frame);
   auto decoded = proto::decode(frame);
+  // The fast path (TASK, successful RESULT) answers what the full decoder answers.
+  require(same_decoding(decoded, proto::decode_full(frame)), "decode and decode_full disagree", frame);
   if (const auto* err = std::get_if<proto::DecodeError>(&decoded)) {
     require(!err->message.empty(), "a decode error without a message", frame);
     return;
