@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 
+#include "proto/json_integer.hpp"
 #include "proto/json_scan.hpp"
 
 namespace sd::proto {
@@ -149,30 +150,18 @@ class Handler {
 /// Fields::integer of the full decoder: nullopt for absent or null, `bad` when present
 /// but not an integer in [lo, hi].
 std::optional<std::int64_t> integer(const Value& v, std::int64_t lo, std::int64_t hi, bool& bad) {
-  std::int64_t n = 0;
   switch (v.kind) {
     case Value::Kind::absent:
     case Value::Kind::null:
       return std::nullopt;
     case Value::Kind::int64:
-      n = v.i;
-      break;
+      return integer_in_range(v.i, lo, hi, bad);
     case Value::Kind::uint64:
-      if (v.u > static_cast<std::uint64_t>(hi)) {
-        bad = true;
-        return std::nullopt;
-      }
-      n = static_cast<std::int64_t>(v.u);
-      break;
+      return integer_in_range(v.u, lo, hi, bad);
     default:
       bad = true;
       return std::nullopt;
   }
-  if (n < lo || n > hi) {
-    bad = true;
-    return std::nullopt;
-  }
-  return n;
 }
 
 std::optional<std::string> token_of(Value& v) {

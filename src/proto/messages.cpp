@@ -1,6 +1,7 @@
 #include "proto/messages.hpp"
 
 #include "proto/fast_decode.hpp"
+#include "proto/json_integer.hpp"
 #include "proto/json_scan.hpp"
 
 #include <boost/json.hpp>
@@ -42,24 +43,10 @@ class Fields {
                                       bool& bad) const {
     const json::value* v = find(key);
     if (v == nullptr || v->is_null()) return std::nullopt;
-    std::int64_t n = 0;
-    if (v->is_int64()) {
-      n = v->get_int64();
-    } else if (v->is_uint64()) {
-      if (v->get_uint64() > static_cast<std::uint64_t>(hi)) {
-        bad = true;
-        return std::nullopt;
-      }
-      n = static_cast<std::int64_t>(v->get_uint64());
-    } else {
-      bad = true;
-      return std::nullopt;
-    }
-    if (n < lo || n > hi) {
-      bad = true;
-      return std::nullopt;
-    }
-    return n;
+    if (v->is_int64()) return integer_in_range(v->get_int64(), lo, hi, bad);
+    if (v->is_uint64()) return integer_in_range(v->get_uint64(), lo, hi, bad);
+    bad = true;
+    return std::nullopt;
   }
 
   std::optional<double> number(std::string_view key) const {
