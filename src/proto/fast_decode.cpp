@@ -52,12 +52,10 @@ class Handler {
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
-  std::array<Value, static_cast<std::size_t>(Field::count)> values;
-
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
-  bool on_object_begin(json::error_code& ec) {
-    if (depth_ == 1 && !set(Value::Kind::object)) return stop(ec);
+  bool on_object_begin(json::error_code&) {
+    if (depth_ == 1) set(Value::Kind::object);
     ++depth_;
     return true;
   }
@@ -66,7 +64,8 @@ class Handler {
     return true;
   }
   bool on_array_begin(json::error_code& ec) {
-    if (depth_ == 0 || (depth_ == 1 && !set(Value::Kind::array))) return stop(ec);
+    if (depth_ == 0) return stop(ec);  // a frame must be an object
+    if (depth_ == 1) set(Value::Kind::array);
     ++depth_;
     return true;
   }
@@ -123,14 +122,12 @@ class Handler {
   bool on_comment_part(json::string_view, json::error_code&) { return true; }
   bool on_comment(json::string_view, json::error_code&) { return true; }
 
-  [[nodiscard]] const Value& operator[](Field f) const { return values[static_cast<std::size_t>(f)]; }
-  Value& operator[](Field f) { return values[static_cast<std::size_t>(f)]; }
+  Value& operator[](Field f) { return values_[static_cast<std::size_t>(f)]; }
 
  private:
-  Value& value() { return values[static_cast<std::size_t>(current_)]; }
-  bool set(Value::Kind kind) {
+  Value& value() { return values_[static_cast<std::size_t>(current_)]; }
+  void set(Value::Kind kind) {
     if (current_ != Field::other) value().kind = kind;
-    return true;
   }
   bool scalar(Value::Kind kind, json::error_code& ec) {
     if (depth_ == 0) return stop(ec);
@@ -142,6 +139,7 @@ class Handler {
     return false;
   }
 
+  std::array<Value, static_cast<std::size_t>(Field::count)> values_;
   std::size_t depth_ = 0;
   Field current_ = Field::other;
   std::string key_;
