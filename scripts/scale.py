@@ -3,6 +3,7 @@
 
     scripts/scale.py [--bin build/bin] [--store memory] [--tasks 100000] [--reps 5]
                      [--workers 1,2,4,8,16,32,48] [--conns 1,10,50,100,200] [--deep-load 3200]
+                     [--no-floor]
 
 Sweep 1: one servidor; workers (--threads 4 each) are added one by one up to each
 count of --workers, and at each point sd-bench sends --tasks `reverse` tasks over one
@@ -26,6 +27,16 @@ on this machine, and the median says how much the noise weighed. The table ends 
 each sweep's worst point as a share of its best, for both: the system "does not
 collapse" when that share is at least 0.80.
 
+The floor: in each pass, the two connection sweeps are run once more against sd-floor
+(bench/sd_floor.cpp), a one-thread program that answers each TASK itself with the
+project's decoder, task code and encoder: no workers, no dispatch, no store. It pays
+only what any server here must pay per task to take a frame in and put a reply out over
+loopback TCP, so it bounds every point from above, and its own share (worst point over
+best) says how far the machine alone makes a sweep fall. With 256 tasks in flight spread
+over 200 connections each batch of replies is one or two tasks, and a send and a recv
+on each side per batch cost more CPU than everything else: the floor falls there too.
+--no-floor skips it.
+
 Readiness is read from the programs themselves (the server's startup line, each
 worker's registration line), with deadlines; nothing sleeps to synchronise. Every process
 started is stopped by its PID at the end. Exit status 0 when every run passed.
@@ -44,6 +55,7 @@ import time
 
 SERVER_READY = re.compile(r"Servidor iniciado en 127\.0\.0\.1:(\d+)")
 WORKER_READY = re.compile(r"Registrado con ID: (worker_\d+)")
+FLOOR_READY = re.compile(r"sd-floor listening on 127\.0\.0\.1:(\d+)")
 
 
 class Proc:
@@ -140,17 +152,19 @@ def main():
     ap.add_argument("--conns", default="1,10,50,100,200")
     ap.add_argument("--deep-load", type=int, default=3200,
                     help="tasks in flight in all, spread over the connections, in the third sweep (0: skip it)")
+    ap.add_argument("--no-floor", action="store_true", help="do not run the connection sweeps against sd-floor")
     ap.add_argument("--json", help="also write the points to this file")
     args = ap.parse_args()
     worker_counts = [int(x) for x in args.workers.split(",")]
     conn_counts = [int(x) for x in args.conns.split(",")]
     logs = tempfile.mkdtemp(prefix="sd-scale.")
     # sweep -> point -> [(rate, p99)], one entry per pass
-    runs = {"workers": {}, "conns": {}, "conns-deep": {}}
+    runs = {"workers": {}, "conns": {}, "conns-deep": {}, "floor-conns": {}, "floor-conns-deep": {}}
     shapes = {"workers": {w: (1, 256) for w in worker_counts},
               "conns": {c: (c, max(1, -(-256 // c))) for c in conn_counts},
               "conns-deep": {c: (c, max(1, -(-args.deep_load // c))) for c in conn_counts}
               if args.deep_load > 0 else {}}
+    shapes["floor-conns"], shapes["floor-conns-deep"] = shapes["conns"], shapes["conns-deep"]
     deep_tasks = max(args.tasks, 20 * args.deep_load)  # 20 windows: filling and draining stay small
     ok = True
     procs = []
@@ -182,6 +196,19 @@ def main():
             for p in reversed(procs):
                 p.stop()
             procs = []
+
+            if not args.no_floor:
+                floor = Proc([os.path.join(args.bin, "sd-floor"), "--host", "127.0.0.1", "--port", "0"],
+                             os.path.join(logs, f"floor-{rep}.log"))
+                procs = [floor]
+                port = int(floor.wait_for(FLOOR_READY, 15).group(1))
+                for sweep in ("conns", "conns-deep"):
+                    for conns, (c, inflight) in shapes[sweep].items():
+                        tasks = deep_tasks if sweep == "conns-deep" else None
+                        rate = measure(args, port, runs, "floor-" + sweep, conns, c, inflight, tasks)
+                        line.append(f"f{sweep[5:6] or 'c'}{conns}={rate / 1000:.0f}k")
+                floor.stop()
+                procs = []
             print(" ".join(line), flush=True)
     except Exception as exc:  # reported, then the processes are stopped
         print(f"scale.py: {exc} (logs in {logs})", file=sys.stderr)
@@ -190,7 +217,7 @@ def main():
         for p in reversed(procs):
             p.stop()
 
-    table = {"workers": [], "conns": [], "conns-deep": []}
+    table = {sweep: [] for sweep in runs}
     for sweep, points in runs.items():
         for key, got in points.items():
             conns, inflight = shapes[sweep][key]
@@ -202,20 +229,32 @@ def main():
             if sweep == "workers":
                 entry = {"workers": key, **entry}
                 print(f"workers={key:3d}  conns=1 x 256    {rates}")
+            elif sweep.startswith("floor-"):
+                entry = {"conns": key, "inflight_per_conn": inflight, **entry}
+                print(f"sd-floor     conns={conns:3d} x {inflight:4d} {rates}  ({sweep})")
             else:
                 entry = {"conns": key, "inflight_per_conn": inflight, **entry}
                 print(f"workers=  3  conns={conns:3d} x {inflight:4d} {rates}  ({sweep})")
             table[sweep].append(entry)
 
-    for sweep in ("workers", "conns", "conns-deep"):
+    for sweep in runs:
         pts = table[sweep]
         for field, label in (("rate", "median of passes"), ("best_rate", "best of passes")):
             if not pts:
                 continue
             best = max(p[field] for p in pts)
             worst = min(p[field] for p in pts)
+            verdict = "no collapse" if worst >= 0.8 * best else "COLLAPSE: below 0.80"
+            if sweep.startswith("floor-"):
+                verdict = "what the machine allows"
             print(f"{sweep} sweep, {label}: best point {best:.0f}, worst {worst:.0f} tasks/s = "
-                  f"{worst / best:.2f} of the best ({'no collapse' if worst >= 0.8 * best else 'COLLAPSE: below 0.80'})")
+                  f"{worst / best:.2f} of the best ({verdict})")
+    for sweep in ("conns", "conns-deep"):
+        ours = {p["conns"]: p["best_rate"] for p in table[sweep]}
+        floor = {p["conns"]: p["best_rate"] for p in table["floor-" + sweep]}
+        if ours and floor:
+            shares = "  ".join(f"{c}: {ours[c] / floor[c]:.2f}" for c in ours if c in floor)
+            print(f"{sweep}: servidor's best pass as a share of sd-floor's, by connections: {shares}")
     print(f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: --store {args.store}, "
           f"{args.tasks} reverse tasks per run, {args.reps} passes, {os.cpu_count()} CPUs)")
     if args.json:

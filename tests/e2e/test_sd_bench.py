@@ -3,6 +3,9 @@
 sd-bench is only worth its figures if it verifies every result, so besides a run
 against the real servidor + workers, a scripted fake server feeds it a wrong result,
 a duplicate and a lost task, and each must turn the exit status into 2.
+
+sd-floor (the floor under the scale curve) must give the results servidor gives, or
+its figures would not be the same work: sd-bench checks them.
 """
 
 import json
@@ -10,7 +13,7 @@ import socket
 import threading
 import unittest
 
-from harness import E2ETestCase, binary, run, start_server, start_worker
+from harness import Conn, E2ETestCase, Proc, binary, run, start_server, start_worker
 
 
 def sd_bench(port, *args, timeout=60):
@@ -143,6 +146,44 @@ class SdBenchVerification(unittest.TestCase):
         s.close()   # nothing listens there now
         p = sd_bench(port, "--tasks", "1")
         self.assertEqual(p.returncode, 1, p.stderr)
+
+
+class SdFloor(E2ETestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.floor = Proc([binary("sd-floor"), "--host", "127.0.0.1", "--port", "0"])
+        cls.port = int(cls.floor.wait_for_line(r"sd-floor listening on 127\.0\.0\.1:(\d+)").group(1))
+
+    def tearDown(self):
+        self.floor.assert_alive()
+        super().tearDown()
+
+    def test_SdFloor_EveryBuiltInType_ResultsVerifiedBySdBench(self):
+        for task_type, payload in (("reverse", "hola mundo"), ("hash", "abc"), ("fibonacci", "90"),
+                                   ("compute", "1000")):
+            with self.subTest(task_type=task_type):
+                p = sd_bench(self.port, "--type", task_type, "--payload", payload, "--tasks", "500",
+                             "--conns", "4", "--inflight", "16", "--json")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                r = report_of(p)
+                self.assertEqual((r["ok"], r["errors"], r["lost"], r["duplicates"], r["unexpected"]),
+                                 (500, 0, 0, 0, 0))
+
+    def test_SdFloor_TaskTheRegistryRefuses_ErrorResultAsFromAWorker(self):
+        p = sd_bench(self.port, "--type", "fibonacci", "--payload", "10001", "--tasks", "5", "--json")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(report_of(p)["errors_by_code"], {"invalid_task_data": 5})
+
+    def test_SdFloor_NotATask_ErrorAndTheConnectionStaysUsable(self):
+        with Conn.connect(self.port) as c:
+            c.send({"type": "PING"})
+            self.assertEqual(c.recv()["code"], "unknown_message_type")
+            c.send_raw(b'{"type": }\n')
+            self.assertEqual(c.recv()["code"], "bad_json")
+            c.send({"type": "TASK", "task_id": "t1", "task_type": "reverse", "task_data": {"text": "ab"}})
+            self.assertEqual(c.recv(), {"type": "RESULT", "task_id": "t1", "status": "success",
+                                        "result": {"reversed": "ba"}, "worker_id": "sd-floor"})
 
 
 if __name__ == "__main__":
