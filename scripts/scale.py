@@ -206,7 +206,7 @@ def main():
                     for conns, (c, inflight) in shapes[sweep].items():
                         tasks = deep_tasks if sweep == "conns-deep" else None
                         rate = measure(args, port, runs, "floor-" + sweep, conns, c, inflight, tasks)
-                        line.append(f"f{sweep[5:6] or 'c'}{conns}={rate / 1000:.0f}k")
+                        line.append(f"{'fd' if sweep == 'conns-deep' else 'fc'}{conns}={rate / 1000:.0f}k")
                 floor.stop()
                 procs = []
             print(" ".join(line), flush=True)

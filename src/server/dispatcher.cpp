@@ -36,9 +36,8 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
     return std::nullopt;
   }
   if (!task.task_id.empty()) {
-    auto existing = tasks_.find(task.task_id);
-    if (existing != tasks_.end()) {
-      TaskEntry& e = existing->second;
+    if (TaskEntry* existing = tasks_.find(task.task_id)) {
+      TaskEntry& e = *existing;
       // The same task re-sent from another connection (a client that reconnected):
       // that connection now gets its result.
       if (!e.answered && e.client != client && e.msg.task_type == task.task_type &&
@@ -69,8 +68,7 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
       task.task_id = options_.id_prefix + "-" + std::to_string(next_id_++);
     } while (tasks_.contains(task.task_id));
   }
-  auto [it, inserted] = tasks_.try_emplace(task.task_id);
-  TaskEntry& entry = it->second;
+  TaskEntry& entry = *tasks_.try_emplace(task.task_id).first;
   entry.msg = std::move(task);
   entry.msg.attempt = 0;
   entry.client = client;
@@ -109,9 +107,9 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
 
 void Dispatcher::restore(const store::TaskRecord& record, TimePoint now) {
   const store::StoredTask& st = record.task;
-  auto [it, inserted] = tasks_.try_emplace(st.task_id);
+  auto [added, inserted] = tasks_.try_emplace(st.task_id);
   if (!inserted) return;
-  TaskEntry& entry = it->second;
+  TaskEntry& entry = *added;
   entry.msg.task_id = st.task_id;
   entry.msg.task_type = st.task_type;
   entry.msg.task_data = st.task_data_json;
@@ -179,15 +177,14 @@ void Dispatcher::record_drop(TaskEntry& task) {
 }
 
 std::optional<std::string_view> Dispatcher::pending_state(std::string_view task_id) const {
-  auto it = tasks_.find(task_id);
-  if (it == tasks_.end() || it->second.answered) return std::nullopt;
-  return it->second.state == TaskEntry::State::queued ? std::string_view("queued") : std::string_view("running");
+  const TaskEntry* t = tasks_.find(task_id);
+  if (t == nullptr || t->answered) return std::nullopt;
+  return t->state == TaskEntry::State::queued ? std::string_view("queued") : std::string_view("running");
 }
 
 const TaskEntry* Dispatcher::find_pending(std::string_view task_id) const {
-  auto it = tasks_.find(task_id);
-  if (it == tasks_.end() || it->second.answered) return nullptr;
-  return &it->second;
+  const TaskEntry* t = tasks_.find(task_id);
+  return t == nullptr || t->answered ? nullptr : t;
 }
 
 void Dispatcher::enqueue(TaskEntry& task, bool front) {
@@ -217,9 +214,7 @@ std::vector<TaskEntry*> Dispatcher::unqueue_if(const std::function<bool(const Ta
 
 void Dispatcher::erase(TaskEntry& task) {
   if (task.start_unrecorded) --waiting_starts_;  // nothing more will be recorded for it
-  // By iterator: erasing by a key that lives in the entry would compare against it while
-  // it is destroyed.
-  if (auto it = tasks_.find(std::string_view(task.msg.task_id)); it != tasks_.end()) tasks_.erase(it);
+  tasks_.erase(task);
 }
 
 void Dispatcher::record_start(TaskEntry& task) {
@@ -232,12 +227,10 @@ void Dispatcher::record_start(TaskEntry& task) {
 void Dispatcher::record_due_starts(TimePoint now, bool all) {
   while (!start_queue_.empty() && (all || start_queue_.front().due <= now)) {
     const WaitingStart& w = start_queue_.front();
-    auto it = tasks_.find(w.task_id);
+    TaskEntry* t = tasks_.find(w.task_id);
     // Still out on that attempt with its record waiting (else it was recorded already,
     // or the task is gone, or it runs again under a later attempt with its own entry).
-    if (it != tasks_.end() && it->second.start_unrecorded && it->second.attempt == w.attempt) {
-      record_start(it->second);
-    }
+    if (t != nullptr && t->start_unrecorded && t->attempt == w.attempt) record_start(*t);
     start_queue_.pop_front();
   }
 }
@@ -293,9 +286,9 @@ void Dispatcher::client_gone(ConnId client) {
   // Asynchronous tasks outlive their submitter (a scan of every task: only for clients
   // that sent some, so that thousands of plain clients leaving cost nothing).
   if (it->second.has_async) {
-    for (auto& [id, t] : tasks_) {
+    tasks_.for_each([client](TaskEntry& t) {
       if (t.client == client) t.client = 0;
-    }
+    });
   }
   clients_.erase(client);
 }
@@ -403,12 +396,12 @@ void Dispatcher::on_result(ConnId worker_conn, proto::ResultMsg result) {
   auto wit = workers_.find(worker_conn);
   if (wit == workers_.end()) return;
   WorkerInfo& w = wit->second;
-  auto it = tasks_.find(result.task_id);
-  if (it == tasks_.end()) {
+  TaskEntry* found = tasks_.find(result.task_id);
+  if (found == nullptr) {
     ++counters_.stale_results;
     return;
   }
-  TaskEntry& task = it->second;
+  TaskEntry& task = *found;
   // Fencing: only the attempt currently out on this very worker counts. A result
   // without an attempt (a minimal worker) counts if this worker holds the task.
   const bool from_holder = task.state == TaskEntry::State::running && task.worker == worker_conn &&
@@ -574,9 +567,9 @@ void Dispatcher::tick(TimePoint now) {
     std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>{});
     Deadline d = std::move(deadlines_.back());
     deadlines_.pop_back();
-    auto it = tasks_.find(d.task_id);
-    if (it == tasks_.end() || it->second.seq != d.seq || it->second.answered) continue;
-    TaskEntry& task = it->second;
+    TaskEntry* found = tasks_.find(d.task_id);
+    if (found == nullptr || found->seq != d.seq || found->answered) continue;
+    TaskEntry& task = *found;
     const std::string message = "the task did not finish within " + std::to_string(*task.msg.timeout_ms) + " ms";
     if (task.state == TaskEntry::State::queued) {
       unqueue_if([&task](const TaskEntry& t) { return &t == &task; });

@@ -18,6 +18,7 @@
 
 #include "proto/messages.hpp"
 #include "server/task_entry.hpp"
+#include "server/task_table.hpp"
 #include "server/task_queue.hpp"
 #include "store/task_store.hpp"
 
@@ -244,7 +245,7 @@ class Dispatcher {
 
   DispatcherOptions options_;
   DispatchSink& sink_;
-  std::unordered_map<std::string, TaskEntry, StringHash, std::equal_to<>> tasks_;
+  TaskTable tasks_;
   TaskQueue queue_;
   std::unordered_map<ConnId, WorkerInfo> workers_;
   /// Moving average of processing_time per task type, from every worker's results: only

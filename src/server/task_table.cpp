@@ -1,0 +1,76 @@
+#include "server/task_table.hpp"
+
+#include <functional>
+
+#include "server/open_addressing.hpp"
+
+namespace sd::server {
+
+namespace {
+std::uint32_t tag_of(std::string_view id) noexcept {
+  return static_cast<std::uint32_t>(std::hash<std::string_view>{}(id) >> 32);
+}
+}  // namespace
+
+TaskTable::TaskTable() : index_(kInitialSlots, kEmpty) {}
+
+TaskTable::~TaskTable() {
+  for (const Slot& s : index_) delete s.entry;
+}
+
+std::size_t TaskTable::home(std::uint32_t tag) const noexcept { return open_addressing::home(tag, index_.size() - 1); }
+
+std::size_t TaskTable::probe(std::string_view id, std::uint32_t tag) const noexcept {
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = home(tag);; i = (i + 1) & mask) {
+    const Slot& s = index_[i];
+    if (s.entry == nullptr || (s.tag == tag && s.entry->msg.task_id == id)) return i;
+  }
+}
+
+TaskEntry* TaskTable::find(std::string_view id) noexcept { return index_[probe(id, tag_of(id))].entry; }
+
+const TaskEntry* TaskTable::find(std::string_view id) const noexcept { return index_[probe(id, tag_of(id))].entry; }
+
+std::pair<TaskEntry*, bool> TaskTable::try_emplace(std::string_view id) {
+  const std::uint32_t tag = tag_of(id);
+  std::size_t i = probe(id, tag);
+  if (index_[i].entry != nullptr) return {index_[i].entry, false};
+  if ((size_ + 1) * 2 > index_.size()) {
+    grow();
+    i = probe(id, tag);
+  }
+  auto* entry = new TaskEntry();
+  try {
+    entry->msg.task_id.assign(id);
+  } catch (...) {
+    delete entry;
+    throw;
+  }
+  index_[i] = Slot{entry, tag};
+  ++size_;
+  return {entry, true};
+}
+
+void TaskTable::erase(TaskEntry& entry) noexcept {
+  const std::size_t mask = index_.size() - 1;
+  std::size_t i = home(tag_of(entry.msg.task_id));
+  while (index_[i].entry != &entry) i = (i + 1) & mask;  // it is there: the probe ends
+  open_addressing::erase(index_, i, kEmpty, [this](const Slot& s) { return home(s.tag); });
+  --size_;
+  delete &entry;
+}
+
+void TaskTable::grow() {
+  std::vector<Slot> old(index_.size() * 2, kEmpty);
+  old.swap(index_);
+  const std::size_t mask = index_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.entry == nullptr) continue;
+    std::size_t i = home(s.tag);
+    while (index_[i].entry != nullptr) i = (i + 1) & mask;
+    index_[i] = s;
+  }
+}
+
+}  // namespace sd::server
