@@ -306,7 +306,7 @@ const WorkerInfo& Dispatcher::add_worker(ConnId conn, const proto::WorkerRegiste
     // Adaptive (WorkerInfo::window). Measured with 20k reverse tasks, 256 in flight, 3
     // workers x 4 threads: a fixed prefetch of 8 ran ~65-90k tasks/s, 32 ~120k, 64 ~130k.
     w.capacity = reg.threads * (1 + kMaxQueuedPerThread);
-    w.window = 3 * reg.threads;
+    w.window = kStartWindowPerThread * reg.threads;
     w.adaptive = true;
   }
   w.task_types = reg.task_types;
@@ -387,7 +387,9 @@ void Dispatcher::detach_from_worker(TaskEntry& task) {
     list[pos] = list.back();
     list[pos]->in_flight_pos = pos;
     list.pop_back();
+    if (task.untiny_slot) --it->second.untiny_in_flight;
   }
+  task.untiny_slot = false;
   task.worker = 0;
   --running_;
 }
@@ -463,7 +465,9 @@ void Dispatcher::cancel_once(TaskEntry& task) {
   sink_.send_cancel(task.worker, proto::CancelMsg{task.msg.task_id, task.attempt});
 }
 
-void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
+void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now, bool tiny) {
+  task.untiny_slot = !tiny;
+  if (!tiny) ++worker.untiny_in_flight;
   task.state = TaskEntry::State::running;
   task.worker = worker.conn;
   task.dispatched_at = now;
@@ -489,11 +493,21 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now) {
 
 void Dispatcher::adapt_window(WorkerInfo& w, double task_seconds) {
   w.avg_task_seconds = w.avg_task_seconds < 0 ? task_seconds : w.avg_task_seconds + (task_seconds - w.avg_task_seconds) / 8;
-  const double per_thread = kRoundTripCover / std::max(w.avg_task_seconds, 1e-7);
+  w.window = window_for(w, w.avg_task_seconds);
+}
+
+int Dispatcher::window_for(const WorkerInfo& w, double seconds) {
+  const double per_thread = kRoundTripCover / std::max(seconds, 1e-7);
   const double wanted = per_thread * w.threads;
   const int most = w.capacity - w.threads;
   const int extra = wanted >= most ? most : std::max(w.threads, static_cast<int>(wanted));
-  w.window = w.threads + std::min(extra, most);
+  return w.threads + std::min(extra, most);
+}
+
+int Dispatcher::untiny_limit(const WorkerInfo& w, std::string_view type) const {
+  if (!w.adaptive) return w.capacity;
+  auto it = type_seconds_.find(type);
+  return it == type_seconds_.end() ? kStartWindowPerThread * w.threads : window_for(w, it->second);
 }
 
 void Dispatcher::dispatch(TimePoint now) {
@@ -535,7 +549,7 @@ void Dispatcher::fill_tiny_task_workers(TimePoint now) {
       TaskEntry* task = queue_.peek_for(w.task_types);
       if (task == nullptr || !is_tiny_type(task->msg.task_type)) break;
       queue_.pop_for(w.task_types);
-      assign(w, *task, now);
+      assign(w, *task, now, true);
     }
     if (queue_.empty()) return;
   }
@@ -551,9 +565,13 @@ void Dispatcher::round_robin(TimePoint now) {
       const std::size_t pos = (ring_pos_ + n) % ring_.size();
       WorkerInfo& w = workers_.at(ring_[pos]);
       if (w.draining || static_cast<int>(w.in_flight.size()) >= w.window) continue;
-      TaskEntry* task = queue_.pop_for(w.task_types);
+      // Past the tasks of types it has no slot for now (long ones, once it holds what
+      // their duration calls for): tiny ones behind them need not wait for those.
+      TaskEntry* task = queue_.pop_for(w.task_types, [this, &w](std::string_view type) {
+        return w.untiny_in_flight < untiny_limit(w, type) || is_tiny_type(type);
+      });
       if (task == nullptr) continue;
-      assign(w, *task, now);
+      assign(w, *task, now, is_tiny_type(task->msg.task_type));
       progress = true;
       ring_pos_ = (pos + 1) % ring_.size();
       break;  // the next step starts after this worker

@@ -73,6 +73,11 @@ struct WorkerInfo {
   double avg_task_seconds = -1;  ///< moving average of processing_time; < 0: none yet
   std::vector<std::string> task_types;  ///< empty: any type
   std::vector<TaskEntry*> in_flight;
+  /// Of in_flight, the tasks of types not known to be tiny. Adaptive workers hold no more
+  /// of them than their type's duration calls for (Dispatcher::untiny_limit), whatever
+  /// tiny tasks did to the window: a burst of long tasks waits in the server, where any
+  /// worker that frees a slot can take it, instead of queueing behind a few threads.
+  int untiny_in_flight = 0;
   std::uint64_t completed = 0;
   std::uint64_t failed = 0;
   bool draining = false;  ///< sent DRAIN: finishes what it holds, gets nothing new
@@ -208,12 +213,21 @@ class Dispatcher {
   void enqueue(TaskEntry& task, bool front);
   /// Takes the tasks matching `pred` out of the queue, in acceptance order.
   std::vector<TaskEntry*> unqueue_if(const std::function<bool(const TaskEntry&)>& pred);
-  void assign(WorkerInfo& worker, TaskEntry& task, TimePoint now);
+  /// `tiny`: the task's type is known to be tiny.
+  void assign(WorkerInfo& worker, TaskEntry& task, TimePoint now, bool tiny);
   /// Sends the running `task`'s worker a CANCEL for the attempt out, unless one went.
   void cancel_once(TaskEntry& task);
   void detach_from_worker(TaskEntry& task);
   /// An adaptive worker reported a task that took `task_seconds`: its window follows.
   void adapt_window(WorkerInfo& w, double task_seconds);
+  /// The window of adaptive worker `w` for tasks that take `seconds`: its threads, and
+  /// enough queued per thread to cover about a millisecond of round trip (at least one,
+  /// at most kMaxQueuedPerThread).
+  static int window_for(const WorkerInfo& w, double seconds);
+  /// How many tasks of types not known to be tiny `w` may hold when the next one is of
+  /// `type`: the window its learnt duration calls for, 3 x threads (where every adaptive
+  /// window starts) for a type not learnt yet; a declared prefetch: its capacity.
+  [[nodiscard]] int untiny_limit(const WorkerInfo& w, std::string_view type) const;
   /// Adaptive, and its window grew past 3 x threads: its tasks take well under a ms.
   static bool runs_tiny_tasks(const WorkerInfo& w);
   /// A result of `type` took `seconds`: the type's moving average follows.
@@ -226,6 +240,7 @@ class Dispatcher {
   void round_robin(TimePoint now);
 
   static constexpr int kMaxQueuedPerThread = 32;     ///< adaptive capacity: 33 x threads
+  static constexpr int kStartWindowPerThread = 3;    ///< an adaptive window starts at 3 x threads
   static constexpr double kRoundTripCover = 0.001;   ///< seconds of work queued per thread
   static constexpr double kTinyTaskSeconds = kRoundTripCover / 2;
   static constexpr std::size_t kMaxLearntTypes = 1024;  ///< types are client text: bounded

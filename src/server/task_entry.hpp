@@ -39,6 +39,9 @@ struct TaskEntry {
   bool keep_result = false;
   /// Dispatched, and the store has not been told yet (DispatcherOptions::running_record_delay).
   bool start_unrecorded = false;
+  /// When running: counted in its worker's untiny_in_flight (its type was not known to
+  /// be tiny when it was sent).
+  bool untiny_slot = false;
   /// Its worker was sent a CANCEL for the attempt out (the client left, or the timeout
   /// passed): one is enough.
   bool cancel_sent = false;

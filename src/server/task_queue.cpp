@@ -16,10 +16,10 @@ void TaskQueue::push_front(TaskEntry* task) {
   ++size_;
 }
 
-TaskQueue::Levels* TaskQueue::best_levels(std::span<const std::string> types) {
+TaskQueue::Levels* TaskQueue::best_levels(std::span<const std::string> types, const TypeFilter& accept) {
   Levels* best = nullptr;
-  auto consider = [&best](Levels& levels) {
-    if (levels.empty()) return;
+  auto consider = [&best, &accept](std::string_view type, Levels& levels) {
+    if (levels.empty() || (accept && !accept(type))) return;
     if (best == nullptr) {
       best = &levels;
       return;
@@ -29,19 +29,19 @@ TaskQueue::Levels* TaskQueue::best_levels(std::span<const std::string> types) {
     if (prio > best_prio || (prio == best_prio && fifo.front()->seq < best_fifo.front()->seq)) best = &levels;
   };
   if (types.empty()) {
-    for (auto& [type, levels] : by_type_) consider(levels);
+    for (auto& [type, levels] : by_type_) consider(type, levels);
   } else {
     for (const std::string& type : types) {
       auto it = by_type_.find(type);
-      if (it != by_type_.end()) consider(it->second);
+      if (it != by_type_.end()) consider(type, it->second);
     }
   }
   return best;
 }
 
-TaskEntry* TaskQueue::pop_for(std::span<const std::string> types) {
+TaskEntry* TaskQueue::pop_for(std::span<const std::string> types, const TypeFilter& accept) {
   if (size_ == 0) return nullptr;
-  Levels* levels = best_levels(types);
+  Levels* levels = best_levels(types, accept);
   if (levels == nullptr) return nullptr;
   auto top = levels->begin();
   TaskEntry* task = top->second.front();
@@ -51,9 +51,9 @@ TaskEntry* TaskQueue::pop_for(std::span<const std::string> types) {
   return task;
 }
 
-TaskEntry* TaskQueue::peek_for(std::span<const std::string> types) {
+TaskEntry* TaskQueue::peek_for(std::span<const std::string> types, const TypeFilter& accept) {
   if (size_ == 0) return nullptr;
-  Levels* levels = best_levels(types);
+  Levels* levels = best_levels(types, accept);
   return levels == nullptr ? nullptr : levels->begin()->second.front();
 }
 

@@ -32,11 +32,14 @@ class TaskQueue {
   /// Adds a task at the front of its priority level (a task whose worker was lost).
   void push_front(TaskEntry* task);
 
-  /// The next task for a worker that runs `types` (empty span: any type), removed from
-  /// the queue; nullptr when there is none.
-  TaskEntry* pop_for(std::span<const std::string> types);
-  /// The task pop_for(types) would return, left in the queue.
-  TaskEntry* peek_for(std::span<const std::string> types);
+  /// Says whether a worker can take a task of this type now (empty: every type).
+  using TypeFilter = std::function<bool(std::string_view type)>;
+
+  /// The next task for a worker that runs `types` (empty span: any type), among the
+  /// types `accept` lets through, removed from the queue; nullptr when there is none.
+  TaskEntry* pop_for(std::span<const std::string> types, const TypeFilter& accept = {});
+  /// The task pop_for(types, accept) would return, left in the queue.
+  TaskEntry* peek_for(std::span<const std::string> types, const TypeFilter& accept = {});
 
   /// Removes every task for which `pred` is true; returns how many.
   std::size_t remove_if(const std::function<bool(const TaskEntry&)>& pred);
@@ -54,7 +57,7 @@ class TaskQueue {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
 
-  Levels* best_levels(std::span<const std::string> types);
+  Levels* best_levels(std::span<const std::string> types, const TypeFilter& accept);
 
   std::unordered_map<std::string, Levels, StringHash, std::equal_to<>> by_type_;
   std::size_t size_ = 0;

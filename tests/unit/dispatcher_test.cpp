@@ -484,6 +484,63 @@ TEST(DispatcherTinyTasks, TheDurationsOfAtMost1024TypesAreLearnt) {
   EXPECT_EQ(h.sink.tasks_to(kW2).size(), 2u);
 }
 
+TEST(DispatcherTinyTasks, AWindowTinyTasksOpenedTakesNoMoreOfAnUnknownTypeThanAFreshWorker) {
+  // Tiny tasks opened the windows to 132; a burst of an unknown type must not be hoarded
+  // by the first workers (each would queue 66 behind its 4 threads): each takes what a
+  // fresh worker would (3 x threads), and the rest waits in the server for free slots.
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2});
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(h.submit(kClient, task("c" + std::to_string(i), "compute")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 12u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 12u);
+  EXPECT_EQ(h.d.queued_count(), 76u);
+  // A result frees one such slot: the next one goes out.
+  h.complete(kW1, "c0");
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 13u);
+  EXPECT_EQ(h.d.queued_count(), 75u);
+}
+
+TEST(DispatcherTinyTasks, TinyTasksGoPastLongerOnesThatWaitForASlot) {
+  Harness h;
+  warm_up_tiny(h, {kW1});
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(h.submit(kClient, task("c" + std::to_string(i), "compute")));
+  h.d.dispatch(h.now);
+  ASSERT_EQ(h.in_flight(kW1), 12u);
+  // 8 compute tasks wait for a slot at the head of the queue; the tiny ones behind them
+  // fill the rest of the window meanwhile.
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.in_flight(kW1), 112u);
+  EXPECT_EQ(h.d.queued_count(), 8u);
+  h.complete(kW1, "c0");
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).back().task_id, "c12") << "a freed slot goes to the next compute task";
+  EXPECT_EQ(h.d.queued_count(), 7u);
+}
+
+TEST(DispatcherTinyTasks, ALongTypeGetsTheWindowItsDurationCallsFor) {
+  // "compute" is known to take 20 ms; tiny tasks then open the worker's window again. A
+  // burst of compute gets 8 slots on a 4-thread worker (threads + 1 queued per thread),
+  // not the 132 the tiny ones opened.
+  Harness h;
+  warm_up_tiny(h, {kW1});
+  auto run_one = [&](const std::string& id, const std::string& type, double seconds) {
+    ASSERT_TRUE(h.submit(kClient, task(id, type)));
+    h.d.dispatch(h.now);
+    proto::ResultMsg r = success(id, 1);
+    r.processing_time = seconds;
+    h.d.on_result(kW1, r);
+  };
+  run_one("first", "compute", 0.02);
+  for (int i = 0; i < 60; ++i) run_one("t" + std::to_string(i), "hash", 0.00001);
+  ASSERT_EQ(h.d.workers().front()->window, 132);
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(h.submit(kClient, task("c" + std::to_string(i), "compute")));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.in_flight(kW1), 8u);
+}
+
 TEST(DispatcherTinyTasks, ADrainingTinyTaskWorkerGetsNothing) {
   Harness h;
   warm_up_tiny(h, {kW1, kW2});

@@ -71,6 +71,23 @@ TEST(TaskQueue, HigherPriorityFirstThenFifo) {
   EXPECT_EQ(pop_all(q), (Ids{"f", "b", "d", "a", "c", "e"}));
 }
 
+TEST(TaskQueue, AFilterPassesOverTheTypesItRefusesAndKeepsTheirOrder) {
+  Tasks tasks;
+  TaskQueue q;
+  q.push_back(tasks.make("c1", "compute", 5));
+  q.push_back(tasks.make("h1", "hash"));
+  q.push_back(tasks.make("c2", "compute"));
+  q.push_back(tasks.make("r1", "reverse"));
+  const auto no_compute = [](std::string_view type) { return type != "compute"; };
+  EXPECT_EQ(q.peek_for(kAnyType, no_compute)->msg.task_id, "h1");
+  EXPECT_EQ(q.pop_for(kAnyType, no_compute)->msg.task_id, "h1");
+  const std::vector<std::string> compute_and_reverse{"compute", "reverse"};
+  EXPECT_EQ(q.pop_for(compute_and_reverse, no_compute)->msg.task_id, "r1");
+  EXPECT_EQ(q.pop_for(kAnyType, no_compute), nullptr) << "only compute is left";
+  EXPECT_EQ(q.size(), 2u);
+  EXPECT_EQ(pop_all(q), (Ids{"c1", "c2"}));
+}
+
 TEST(TaskQueue, PushFrontGoesFirstWithinItsLevel) {
   Tasks tasks;
   TaskQueue q;
