@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -99,7 +100,15 @@ class Floor {
   void accept_all() {
     for (;;) {
       const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE) {
+          // Out of descriptors: stop watching the listener (level-triggered, it would
+          // spin) until a connection closes.
+          ::epoll_ctl(epoll_, EPOLL_CTL_DEL, listener_, nullptr);
+          listening_ = false;
+        }
+        return;
+      }
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       auto c = std::make_unique<Conn>();
@@ -115,7 +124,8 @@ class Floor {
     const ssize_t n = ::recv(c.fd, room, kReadChunk, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
-      drop(key);
+      if (n == 0) send_out(key, c);  // the peer is done sending: what is left goes first
+      if (conns_[key]) drop(key);
       return;
     }
     c.decoder.commit(static_cast<std::size_t>(n));
@@ -182,9 +192,14 @@ class Floor {
   void drop(std::uint64_t key) {
     ::close(conns_[key]->fd);  // closing also takes it out of the epoll set
     conns_[key].reset();
+    if (!listening_) {
+      watch(listener_, EPOLLIN, kListener);
+      listening_ = true;
+    }
   }
 
   int listener_;
+  bool listening_ = true;  ///< the listener is in the epoll set
   int epoll_ = -1;
   sd::tasks::TaskRegistry registry_;
   std::vector<std::unique_ptr<Conn>> conns_;  ///< by epoll key; a closed one stays null

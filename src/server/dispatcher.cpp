@@ -68,7 +68,9 @@ std::optional<std::string> Dispatcher::submit(ConnId client, proto::TaskMsg task
       task.task_id = options_.id_prefix + "-" + std::to_string(next_id_++);
     } while (tasks_.contains(task.task_id));
   }
-  TaskEntry& entry = *tasks_.try_emplace(task.task_id).first;
+  auto [added, inserted] = tasks_.try_emplace(task.task_id);
+  assert(inserted);  // a pending id was refused or attached above
+  TaskEntry& entry = *added;
   entry.msg = std::move(task);
   entry.msg.attempt = 0;
   entry.client = client;
@@ -504,6 +506,10 @@ int Dispatcher::window_for(const WorkerInfo& w, double seconds) {
   return w.threads + std::min(extra, most);
 }
 
+bool Dispatcher::has_slot_for(const WorkerInfo& w, std::string_view type) const {
+  return w.untiny_in_flight < untiny_limit(w, type) || is_tiny_type(type);
+}
+
 int Dispatcher::untiny_limit(const WorkerInfo& w, std::string_view type) const {
   if (!w.adaptive) return w.capacity;
   auto it = type_seconds_.find(type);
@@ -517,7 +523,7 @@ void Dispatcher::dispatch(TimePoint now) {
 }
 
 bool Dispatcher::runs_tiny_tasks(const WorkerInfo& w) {
-  return w.adaptive && w.window > 3 * w.threads;
+  return w.adaptive && w.window > kStartWindowPerThread * w.threads;
 }
 
 void Dispatcher::learn_duration(std::string_view type, double seconds) {
@@ -545,10 +551,20 @@ void Dispatcher::fill_tiny_task_workers(TimePoint now) {
   for (const ConnId conn : ring_) {
     WorkerInfo& w = workers_.at(conn);
     if (w.draining || !runs_tiny_tasks(w)) continue;
+    const TaskQueue::TypeFilter has_slot = [this, &w](std::string_view type) { return has_slot_for(w, type); };
     for (auto held = static_cast<int>(w.in_flight.size()); held < w.window; ++held) {
       TaskEntry* task = queue_.peek_for(w.task_types);
-      if (task == nullptr || !is_tiny_type(task->msg.task_type)) break;
-      queue_.pop_for(w.task_types);
+      if (task == nullptr) break;
+      bool pass_over = false;
+      if (!is_tiny_type(task->msg.task_type)) {
+        if (has_slot_for(w, task->msg.task_type)) break;  // it goes round-robin
+        // A longer task that waits for a slot on this worker does not stop the tiny ones
+        // behind it (the filter costs lookups: only then).
+        pass_over = true;
+        task = queue_.peek_for(w.task_types, has_slot);
+        if (task == nullptr || !is_tiny_type(task->msg.task_type)) break;
+      }
+      queue_.pop_for(w.task_types, pass_over ? has_slot : TaskQueue::TypeFilter{});
       assign(w, *task, now, true);
     }
     if (queue_.empty()) return;
@@ -567,9 +583,8 @@ void Dispatcher::round_robin(TimePoint now) {
       if (w.draining || static_cast<int>(w.in_flight.size()) >= w.window) continue;
       // Past the tasks of types it has no slot for now (long ones, once it holds what
       // their duration calls for): tiny ones behind them need not wait for those.
-      TaskEntry* task = queue_.pop_for(w.task_types, [this, &w](std::string_view type) {
-        return w.untiny_in_flight < untiny_limit(w, type) || is_tiny_type(type);
-      });
+      TaskEntry* task =
+          queue_.pop_for(w.task_types, [this, &w](std::string_view type) { return has_slot_for(w, type); });
       if (task == nullptr) continue;
       assign(w, *task, now, is_tiny_type(task->msg.task_type));
       progress = true;

@@ -228,6 +228,8 @@ class Dispatcher {
   /// `type`: the window its learnt duration calls for, 3 x threads (where every adaptive
   /// window starts) for a type not learnt yet; a declared prefetch: its capacity.
   [[nodiscard]] int untiny_limit(const WorkerInfo& w, std::string_view type) const;
+  /// `w` may take a task of `type` now, as far as untiny_limit goes (the window aside).
+  [[nodiscard]] bool has_slot_for(const WorkerInfo& w, std::string_view type) const;
   /// Adaptive, and its window grew past 3 x threads: its tasks take well under a ms.
   static bool runs_tiny_tasks(const WorkerInfo& w);
   /// A result of `type` took `seconds`: the type's moving average follows.

@@ -1,5 +1,6 @@
 #include "server/task_table.hpp"
 
+#include <cassert>
 #include <functional>
 
 #include "server/open_addressing.hpp"
@@ -54,8 +55,16 @@ std::pair<TaskEntry*, bool> TaskTable::try_emplace(std::string_view id) {
 
 void TaskTable::erase(TaskEntry& entry) noexcept {
   const std::size_t mask = index_.size() - 1;
+  // Its probe run holds it; the bound only keeps a caller's mistake (an entry not held)
+  // from looping for ever.
   std::size_t i = home(tag_of(entry.msg.task_id));
-  while (index_[i].entry != &entry) i = (i + 1) & mask;  // it is there: the probe ends
+  for (std::size_t steps = 0; index_[i].entry != &entry; ++steps) {
+    if (steps == index_.size()) {
+      assert(false && "TaskTable::erase of an entry it does not hold");
+      return;
+    }
+    i = (i + 1) & mask;
+  }
   open_addressing::erase(index_, i, kEmpty, [this](const Slot& s) { return home(s.tag); });
   --size_;
   delete &entry;

@@ -40,7 +40,8 @@ class TaskTable {
   /// The entry for `id` and true if it is new (a default TaskEntry whose msg.task_id is
   /// `id`), or the one already there and false.
   std::pair<TaskEntry*, bool> try_emplace(std::string_view id);
-  /// Removes and destroys `entry`, which must be in the table.
+  /// Removes and destroys `entry`, which must be in the table (one that is not is left
+  /// alone after a search of the whole index, and asserts in a debug build).
   void erase(TaskEntry& entry) noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 

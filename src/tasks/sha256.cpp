@@ -1,7 +1,9 @@
 // SHA256_Init/Update/Final are deprecated since OpenSSL 3.0 (sha256.hpp says why they
 // are used): this file alone calls them, without the warning. Defined before any
 // include, since the header includes <openssl/sha.h> too.
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
 #define OPENSSL_SUPPRESS_DEPRECATED
+#endif
 #include "tasks/sha256.hpp"
 
 #include <openssl/sha.h>

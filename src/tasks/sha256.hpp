@@ -21,6 +21,8 @@ using Sha256Digest = std::array<unsigned char, 32>;
 /// frees and allocates the provider's context. For the 32-byte digests `compute` hashes
 /// 200,000 times that cost was a third of the task: 200,000 digests took 16.8-20.0 ms
 /// through a reused EVP_MD_CTX and 11.6-11.9 ms here (this machine, OpenSSL 3.0.22).
+/// The build therefore needs OpenSSL with its 3.0-deprecated API (Debian's libssl-dev has
+/// it; an OpenSSL configured with no-deprecated does not).
 /// Thread-safety: one object per thread; distinct objects may be used concurrently.
 class Sha256 {
  public:

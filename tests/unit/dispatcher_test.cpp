@@ -520,6 +520,23 @@ TEST(DispatcherTinyTasks, TinyTasksGoPastLongerOnesThatWaitForASlot) {
   EXPECT_EQ(h.d.queued_count(), 7u);
 }
 
+TEST(DispatcherTinyTasks, ALongerTaskWaitingForASlotDoesNotStopThePacking) {
+  Harness h;
+  warm_up_tiny(h, {kW1, kW2});
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(h.submit(kClient, task("c" + std::to_string(i), "compute")));
+  h.d.dispatch(h.now);
+  ASSERT_EQ(h.in_flight(kW1), 12u);
+  ASSERT_EQ(h.in_flight(kW2), 12u);
+  h.sink.tasks.clear();
+  // 6 compute tasks wait at the head of the queue for a slot; the tiny ones behind them
+  // are packed onto the first worker, as without them (not one per worker and step).
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(h.submit(kClient, task("t" + std::to_string(i))));
+  h.d.dispatch(h.now);
+  EXPECT_EQ(h.sink.tasks_to(kW1).size(), 100u);
+  EXPECT_EQ(h.sink.tasks_to(kW2).size(), 0u);
+  EXPECT_EQ(h.d.queued_count(), 6u);
+}
+
 TEST(DispatcherTinyTasks, ALongTypeGetsTheWindowItsDurationCallsFor) {
   // "compute" is known to take 20 ms; tiny tasks then open the worker's window again. A
   // burst of compute gets 8 slots on a 4-thread worker (threads + 1 queued per thread),
