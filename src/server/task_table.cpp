@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <functional>
+#include <new>
 
 #include "server/open_addressing.hpp"
 
@@ -38,7 +39,7 @@ std::pair<TaskEntry*, bool> TaskTable::try_emplace(std::string_view id) {
   std::size_t i = probe(id, tag);
   if (index_[i].entry != nullptr) return {index_[i].entry, false};
   if ((size_ + 1) * 2 > index_.size()) {
-    grow();
+    resize(index_.size() * 2);
     i = probe(id, tag);
   }
   auto* entry = new TaskEntry();
@@ -68,10 +69,17 @@ void TaskTable::erase(TaskEntry& entry) noexcept {
   open_addressing::erase(index_, i, kEmpty, [this](const Slot& s) { return home(s.tag); });
   --size_;
   delete &entry;
+  if (index_.size() > kInitialSlots && size_ * 8 < index_.size()) {
+    try {
+      resize(index_.size() / 2);
+    } catch (const std::bad_alloc&) {
+      // Keep the larger index: it works as well.
+    }
+  }
 }
 
-void TaskTable::grow() {
-  std::vector<Slot> old(index_.size() * 2, kEmpty);
+void TaskTable::resize(std::size_t slots) {
+  std::vector<Slot> old(slots, kEmpty);
   old.swap(index_);
   const std::size_t mask = index_.size() - 1;
   for (const Slot& s : old) {

@@ -10,7 +10,7 @@
 /// and its key's heap block: the lookups were a quarter of the server's time at 51,200
 /// tasks in flight.
 ///
-///     index_: [ -- | e7,tag | e2,tag | -- | e9,tag | ... ]   at most half full
+///     index_: [ -- | e7,tag | e2,tag | -- | e9,tag | ... ]   1/8 to 1/2 full
 ///                      |        '--> TaskEntry (msg.task_id "b.1.2", ...)
 ///                      '--> TaskEntry (msg.task_id "a.3.7", ...)
 ///
@@ -44,6 +44,9 @@ class TaskTable {
   /// alone after a search of the whole index, and asserts in a debug build).
   void erase(TaskEntry& entry) noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// Slots in the index: it doubles when half full and halves when under an eighth full
+  /// (never below 64), so a burst of pending tasks does not leave a large index behind.
+  [[nodiscard]] std::size_t slots() const noexcept { return index_.size(); }
 
   /// Calls `f(TaskEntry&)` for every entry, in no particular order. `f` must not add or
   /// remove entries.
@@ -66,8 +69,8 @@ class TaskTable {
   [[nodiscard]] std::size_t home(std::uint32_t tag) const noexcept;
   /// The slot holding `id`, or the empty slot where the probe for it stopped.
   [[nodiscard]] std::size_t probe(std::string_view id, std::uint32_t tag) const noexcept;
-  /// Doubles the index (entries stay where they are).
-  void grow();
+  /// Rebuilds the index with `slots` slots, a power of two (entries stay where they are).
+  void resize(std::size_t slots);
 
   std::vector<Slot> index_;  ///< linear probing; a power of two
   std::size_t size_ = 0;

@@ -74,6 +74,19 @@ TEST(TaskTable, ErasingKeepsEveryOtherEntryFindable) {
   }
 }
 
+TEST(TaskTable, TheIndexShrinksWhenMostEntriesHaveGoneAndKeepsTheRest) {
+  TaskTable t;
+  std::vector<TaskEntry*> entries;
+  for (int i = 0; i < 10000; ++i) entries.push_back(t.try_emplace(id(i)).first);
+  const std::size_t grown = t.slots();
+  EXPECT_GE(grown, 20000U);
+  for (int i = 10; i < 10000; ++i) t.erase(*entries[i]);
+  EXPECT_LE(t.slots(), 128U) << "a burst leaves no large index behind";
+  EXPECT_EQ(t.size(), 10U);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(t.find(id(i)), entries[i]) << i;
+  for (int i = 10; i < 10000; i += 997) EXPECT_EQ(t.find(id(i)), nullptr) << i;
+}
+
 TEST(TaskTable, ForEachVisitsEveryEntryOnce) {
   TaskTable t;
   for (int i = 0; i < 300; ++i) t.try_emplace(id(i));
