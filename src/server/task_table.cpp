@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <functional>
+#include <memory>
 #include <new>
 
 #include "server/open_addressing.hpp"
@@ -42,16 +43,11 @@ std::pair<TaskEntry*, bool> TaskTable::try_emplace(std::string_view id) {
     resize(index_.size() * 2);
     i = probe(id, tag);
   }
-  auto* entry = new TaskEntry();
-  try {
-    entry->msg.task_id.assign(id);
-  } catch (...) {
-    delete entry;
-    throw;
-  }
-  index_[i] = Slot{entry, tag};
+  auto entry = std::make_unique<TaskEntry>();
+  entry->msg.task_id.assign(id);
+  index_[i] = Slot{entry.release(), tag};
   ++size_;
-  return {entry, true};
+  return {index_[i].entry, true};
 }
 
 void TaskTable::erase(TaskEntry& entry) noexcept {
