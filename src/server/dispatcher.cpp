@@ -490,7 +490,7 @@ void Dispatcher::assign(WorkerInfo& worker, TaskEntry& task, TimePoint now, bool
     }
   }
   set_stored(task, TaskEntry::Stored::running);
-  sink_.send_task(worker.conn, task.msg);
+  sink_.send_task(worker.conn, task.msg, task.seq);
 }
 
 void Dispatcher::adapt_window(WorkerInfo& w, double task_seconds) {

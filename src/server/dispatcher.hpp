@@ -28,7 +28,9 @@ namespace sd::server {
 class DispatchSink {
  public:
   virtual ~DispatchSink() = default;
-  virtual void send_task(ConnId worker, const proto::TaskMsg& task) = 0;
+  /// `seq`: the task's TaskEntry::seq (its acceptance order), so that the sink need not
+  /// look the task up by id.
+  virtual void send_task(ConnId worker, const proto::TaskMsg& task, std::uint64_t seq) = 0;
   virtual void send_cancel(ConnId worker, const proto::CancelMsg& cancel) = 0;
   /// `line`: `result` encoded, without '\n' (encoded once, for the record and the client).
   virtual void send_result(ConnId client, const proto::ResultMsg& result, std::string_view line) = 0;

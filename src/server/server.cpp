@@ -548,10 +548,12 @@ void Server::on_closed(Session& s) {
 
 void Server::submit(Session& s, proto::TaskMsg m) {
   // Idempotency by task_id: the same finished task again gets its stored result without
-  // running; different content under a finished id replaces it (a new task).
-  if (!m.task_id.empty() && dispatcher_.find_pending(m.task_id) == nullptr &&
-      store::is_storable_text(m.task_id)) {
-    if (auto done = find_done(m.task_id)) {
+  // running; different content under a finished id replaces it (a new task). An id that
+  // is also pending is the dispatcher's to judge. find_done() comes first: it answers
+  // "not finished" for almost every id from a small table, where the pending tasks' index
+  // is large and the dispatcher looks the id up there anyway.
+  if (!m.task_id.empty() && store::is_storable_text(m.task_id)) {
+    if (auto done = find_done(m.task_id); done && dispatcher_.find_pending(m.task_id) == nullptr) {
       const std::string_view data = m.task_data.empty() ? std::string_view("{}") : std::string_view(m.task_data);
       if (done->task_type == m.task_type && done->task_data == data) {
         if (m.reply == proto::ReplyMode::ack) {
@@ -753,14 +755,13 @@ void Server::result_recorded(const proto::TaskMsg& task, const std::string& line
 
 // --- DispatchSink ------------------------------------------------------------------------
 
-void Server::send_task(ConnId worker, const proto::TaskMsg& task) {
+void Server::send_task(ConnId worker, const proto::TaskMsg& task, std::uint64_t seq) {
   if (Session* s = session(worker)) {
     proto::encode(s->output(), task);
     // A task accepted in this round goes out only once its acceptance is stored; one
     // accepted earlier goes now (its "running" record follows with this round's commit:
     // a crash before it leaves the task queued in the store, run again after a restart).
-    const TaskEntry* e = dispatcher_.find_pending(task.task_id);
-    if (e == nullptr || e->seq >= committed_seq_) {
+    if (seq >= committed_seq_) {
       needs_commit(*s);
     } else {
       s->mark_dirty();

@@ -69,7 +69,7 @@ class Server final : private DispatchSink {
 
  private:
   // DispatchSink
-  void send_task(ConnId worker, const proto::TaskMsg& task) override;
+  void send_task(ConnId worker, const proto::TaskMsg& task, std::uint64_t seq) override;
   void send_cancel(ConnId worker, const proto::CancelMsg& cancel) override;
   void send_result(ConnId client, const proto::ResultMsg& result, std::string_view line) override;
   void send_error(ConnId conn, const proto::ErrorMsg& error) override;

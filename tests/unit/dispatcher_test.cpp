@@ -30,7 +30,9 @@ struct Sent {
 
 class RecordingSink : public DispatchSink {
  public:
-  void send_task(ConnId worker, const proto::TaskMsg& task) override { tasks.push_back({worker, task}); }
+  void send_task(ConnId worker, const proto::TaskMsg& task, std::uint64_t /*seq*/) override {
+    tasks.push_back({worker, task});
+  }
   void send_cancel(ConnId worker, const proto::CancelMsg& cancel) override { cancels.push_back({worker, cancel}); }
   void send_result(ConnId client, const proto::ResultMsg& result, std::string_view line) override {
     // The line is the result as encoded once for the record and the client.
