@@ -25,7 +25,7 @@ std::size_t RecentResults::probe(std::string_view id, std::uint64_t hash) const 
   for (std::size_t i = home(tag);; i = (i + 1) & mask) {
     const Slot s = index_[i];
     if (s == kEmpty) return i;
-    if (s.tag == tag && ring_[s.entry - 1].task_id == id) return i;
+    if (s.tag == tag && ring_[s.entry - 1].task_id() == id) return i;
   }
 }
 
@@ -43,6 +43,7 @@ void RecentResults::put(std::string_view id, std::string_view task_type, std::st
   Entry* e = nullptr;
   if (index_[slot] != kEmpty) {
     e = &ring_[index_[slot].entry - 1];
+    e->text.resize(e->id_len);  // the same id stays
   } else {
     if (used_ == capacity_) {
       pop_oldest();
@@ -55,14 +56,23 @@ void RecentResults::put(std::string_view id, std::string_view task_type, std::st
     ++live_;
     index_[slot] = Slot{static_cast<std::uint32_t>(at + 1), tag_of(hash)};
     e = &ring_[at];
-    e->task_id.assign(id);
     e->hash = hash;
     e->live = true;
+    e->text.assign(id);
+    e->id_len = static_cast<std::uint32_t>(id.size());
   }
-  e->task_type.assign(task_type);
-  e->task_data.assign(task_data);
-  e->line.assign(line);
+  e->text.append(task_type).append(task_data).append(line);
+  e->type_len = static_cast<std::uint32_t>(task_type.size());
+  e->data_len = static_cast<std::uint32_t>(task_data.size());
   e->finished_at_ms = finished_at_ms;
+  if (used_ == capacity_) prefetch_next_victim();
+}
+
+void RecentResults::prefetch_next_victim() const noexcept {
+  const Entry& next = ring_[(head_ + 1) % capacity_];
+  __builtin_prefetch(&next);
+  __builtin_prefetch(next.text.data());
+  if (next.live) __builtin_prefetch(&index_[home(tag_of(next.hash))]);
 }
 
 void RecentResults::unindex(std::size_t slot) noexcept {
@@ -81,7 +91,7 @@ void RecentResults::erase(std::string_view id) {
 void RecentResults::pop_oldest() noexcept {
   Entry& e = ring_[head_];
   if (e.live) {
-    unindex(probe(e.task_id, e.hash));
+    unindex(probe(e.task_id(), e.hash));
     e.live = false;
     --live_;
   }

@@ -6,9 +6,13 @@
 /// full, overwrites the oldest. An open-addressing table of id hashes finds an entry by
 /// id; each of its slots keeps 32 bits of the id's hash beside the ring index, so that
 /// probing and deleting compare and move slots without reading the (cold) ring entries.
-/// A slot's strings keep their capacity when the ring comes round, so a steady stream
-/// of results allocates nothing (a node-based map paid four allocations and frees per
-/// result, and a cache miss per bucket step).
+/// An entry keeps its four texts (id, type, data, RESULT line) end to end in one string,
+/// which keeps its capacity when the ring comes round: a steady stream of results
+/// allocates nothing (a node-based map paid four allocations and frees per result, and
+/// a cache miss per bucket step), and the entry a new result overwrites, the oldest and
+/// so the coldest, is one small block and one text block. put() also asks the CPU to
+/// fetch the entry after it, the next to be overwritten, so that its memory is on its
+/// way while the event loop does other work.
 ///
 ///     ring_:  [ e5 | e6 | e2 | e3 | e4 ]     head_ = 2 (oldest), used_ = 5
 ///                        ^oldest   newest^ wraps to index 1
@@ -25,14 +29,25 @@ namespace sd::server {
 
 class RecentResults {
  public:
-  struct Entry {
-    std::string task_id;
-    std::string task_type;
-    std::string task_data;
-    std::string line;  ///< the RESULT message, without '\n'
+  struct alignas(64) Entry {  // one cache line
+    std::string text;  ///< task_id, task_type, task_data and line, end to end
+    std::uint32_t id_len = 0;
+    std::uint32_t type_len = 0;
+    std::uint32_t data_len = 0;
+    bool live = false;  ///< false: erased, or never used
     std::int64_t finished_at_ms = 0;
     std::uint64_t hash = 0;
-    bool live = false;  ///< false: erased, or never used
+
+    [[nodiscard]] std::string_view task_id() const noexcept { return {text.data(), id_len}; }
+    [[nodiscard]] std::string_view task_type() const noexcept { return {text.data() + id_len, type_len}; }
+    [[nodiscard]] std::string_view task_data() const noexcept {
+      return {text.data() + id_len + type_len, data_len};
+    }
+    /// The RESULT message, without '\n'.
+    [[nodiscard]] std::string_view line() const noexcept {
+      const std::size_t at = std::size_t{id_len} + type_len + data_len;
+      return {text.data() + at, text.size() - at};
+    }
   };
 
   /// `capacity` 0 keeps nothing.
@@ -41,7 +56,8 @@ class RecentResults {
   /// The entry for `id`, or nullptr. Valid until the next put(), erase() or expiry.
   [[nodiscard]] const Entry* find(std::string_view id) const;
   /// Records the result of `id`. An id already held is updated where it is (its place
-  /// in the eviction order does not change); a new one evicts the oldest when full.
+  /// in the eviction order does not change); a new one evicts the oldest when full. The
+  /// views must not point into this object's entries.
   void put(std::string_view id, std::string_view task_type, std::string_view task_data, std::string_view line,
            std::int64_t finished_at_ms);
   /// Forgets `id` (nothing if it is not held).
@@ -69,6 +85,9 @@ class RecentResults {
   void unindex(std::size_t slot) noexcept;
   /// Drops the oldest ring slot (unindexing it if live).
   void pop_oldest() noexcept;
+  /// Starts fetching what the put() after next overwrites: the ring entry after the
+  /// oldest, its text and its index slot.
+  void prefetch_next_victim() const noexcept;
 
   std::size_t capacity_;
   std::vector<Entry> ring_;  ///< grows to capacity_ as results come, then wraps

@@ -621,7 +621,9 @@ std::vector<const store::WriteBatch*> Server::unstored_newest_first() const {
 
 std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
   if (!durable_) {
-    if (const auto* e = recent_.find(task_id)) return DoneTask{e->task_type, e->task_data, e->line};
+    if (const auto* e = recent_.find(task_id)) {
+      return DoneTask{std::string(e->task_type()), std::string(e->task_data()), std::string(e->line())};
+    }
     return std::nullopt;
   }
   // A durable server files every finished id in done_ids_: an id it does not know is
@@ -670,7 +672,7 @@ std::optional<Server::DoneTask> Server::find_done(const std::string& task_id) {
 
 std::optional<std::string> Server::find_result_line(const std::string& task_id) {
   if (!durable_) {
-    if (const auto* e = recent_.find(task_id)) return e->line;
+    if (const auto* e = recent_.find(task_id)) return std::string(e->line());
     return std::nullopt;
   }
   if (!done_ids_.may_contain(task_id)) return std::nullopt;

@@ -15,10 +15,10 @@ TEST(RecentResults, FindsWhatWasPutAndNothingElse) {
   r.put("a", "reverse", R"({"text":"x"})", R"({"type":"RESULT","task_id":"a"})", 10);
   const auto* e = r.find("a");
   ASSERT_NE(e, nullptr);
-  EXPECT_EQ(e->task_id, "a");
-  EXPECT_EQ(e->task_type, "reverse");
-  EXPECT_EQ(e->task_data, R"({"text":"x"})");
-  EXPECT_EQ(e->line, R"({"type":"RESULT","task_id":"a"})");
+  EXPECT_EQ(e->task_id(), "a");
+  EXPECT_EQ(e->task_type(), "reverse");
+  EXPECT_EQ(e->task_data(), R"({"text":"x"})");
+  EXPECT_EQ(e->line(), R"({"type":"RESULT","task_id":"a"})");
   EXPECT_EQ(e->finished_at_ms, 10);
   EXPECT_EQ(r.find("b"), nullptr);
   EXPECT_EQ(r.size(), 1U);
@@ -32,7 +32,7 @@ TEST(RecentResults, AFullRingForgetsTheOldestFirst) {
   EXPECT_EQ(r.find(id(1)), nullptr);
   for (int i = 2; i < 5; ++i) {
     ASSERT_NE(r.find(id(i)), nullptr) << i;
-    EXPECT_EQ(r.find(id(i))->line, "line" + std::to_string(i));
+    EXPECT_EQ(r.find(id(i))->line(), "line" + std::to_string(i));
   }
 }
 
@@ -42,12 +42,37 @@ TEST(RecentResults, PuttingAnIdAgainUpdatesItInPlace) {
   r.put("b", "t", "{}", "b", 2);
   r.put("a", "t2", R"({"n":1})", "second", 3);  // same id: no new slot, order unchanged
   EXPECT_EQ(r.size(), 2U);
-  EXPECT_EQ(r.find("a")->line, "second");
-  EXPECT_EQ(r.find("a")->task_type, "t2");
+  EXPECT_EQ(r.find("a")->line(), "second");
+  EXPECT_EQ(r.find("a")->task_type(), "t2");
   r.put("c", "t", "{}", "c", 4);  // evicts "a", still the oldest slot
   EXPECT_EQ(r.find("a"), nullptr);
   EXPECT_NE(r.find("b"), nullptr);
   EXPECT_NE(r.find("c"), nullptr);
+}
+
+TEST(RecentResults, EachTextComesBackWholeWhateverTheLengthsBeforeIt) {
+  // An entry's four texts share one buffer: when the ring comes round, a slot that held
+  // long texts takes short or empty ones, and the other way round.
+  RecentResults r(2);
+  const std::string long_text(300, 'x');
+  r.put("a", long_text, long_text, long_text, 1);
+  r.put("b", "", "", "", 2);
+  r.put("c", "t", "", std::string(40, 'l'), 3);  // takes a's slot
+  r.put("d", long_text + "t", "{}", "d", 4);     // takes b's slot
+  r.put("d", "", long_text, "", 5);              // updated in place, shorter id texts
+  const auto* c = r.find("c");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->task_id(), "c");
+  EXPECT_EQ(c->task_type(), "t");
+  EXPECT_EQ(c->task_data(), "");
+  EXPECT_EQ(c->line(), std::string(40, 'l'));
+  const auto* d = r.find("d");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->task_id(), "d");
+  EXPECT_EQ(d->task_type(), "");
+  EXPECT_EQ(d->task_data(), long_text);
+  EXPECT_EQ(d->line(), "");
+  EXPECT_EQ(d->finished_at_ms, 5);
 }
 
 TEST(RecentResults, EraseForgetsOneIdAndItsSlotIsReusedInTurn) {
@@ -66,7 +91,7 @@ TEST(RecentResults, EraseForgetsOneIdAndItsSlotIsReusedInTurn) {
   EXPECT_NE(r.find("d"), nullptr);
   r.put("a", "t", "{}", "a again", 5);  // evicts "b"
   EXPECT_EQ(r.find("b"), nullptr);
-  EXPECT_EQ(r.find("a")->line, "a again");
+  EXPECT_EQ(r.find("a")->line(), "a again");
 }
 
 TEST(RecentResults, ExpiryForgetsWhatFinishedStrictlyBeforeTheCutoffInOrder) {
@@ -113,7 +138,7 @@ TEST(RecentResults, ManyIdsThroughASmallRingStayConsistent) {
     if (e == nullptr) continue;
     ++found;
     EXPECT_GE(i, 10'000 - kCap);
-    EXPECT_EQ(e->line, std::to_string(i));
+    EXPECT_EQ(e->line(), std::to_string(i));
   }
   EXPECT_EQ(static_cast<std::size_t>(found), r.size());
   EXPECT_GE(found, kCap - kCap / 7 - 1);
