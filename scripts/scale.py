@@ -3,7 +3,7 @@
 
     scripts/scale.py [--bin build/bin] [--store memory] [--tasks 100000] [--reps 5]
                      [--workers 1,2,4,8,16,32,48] [--conns 1,10,50,100,200] [--deep-load 3200]
-                     [--no-floor]
+                     [--wide-inflight 256] [--sweeps workers,conns,conns-deep,conns-wide] [--no-floor]
 
 Sweep 1: one servidor; workers (--threads 4 each) are added one by one up to each
 count of --workers, and at each point sd-bench sends --tasks `reverse` tasks over one
@@ -14,7 +14,12 @@ carries less of it: at 200 connections each has one or two tasks out, and every 
 costs its own read and write on both sides. Sweep 3 ("conns-deep"): the same server and
 the same idea with --deep-load tasks in flight in all (3200: 16 per connection at 200),
 so that each connection still pipelines (each run sends 20 x that many tasks, or
---tasks if more). Every result is checked by sd-bench.
+--tasks if more). Sweep 4 ("conns-wide"): the same server, and each connection is a client
+like W1's, with --wide-inflight tasks (256) in flight of its own, so that the offered load
+grows with the connections (51,200 tasks in flight at 200): this is the sweep that adds
+clients, where the two before it divide one client's load among more connections (each
+run sends 10 x the tasks in flight, or --tasks if more). Every result is checked by
+sd-bench.
 
 This VM's speed drifts by 20-30% within minutes (and a pass can run at half speed), so
 the points are not measured one after the other, each --reps times in a row: the script
@@ -27,7 +32,7 @@ on this machine, and the median says how much the noise weighed. The table ends 
 each sweep's worst point as a share of its best, for both: the system "does not
 collapse" when that share is at least 0.80.
 
-The floor: in each pass, the two connection sweeps are run once more against sd-floor
+The floor: in each pass, the connection sweeps are run once more against sd-floor
 (bench/sd_floor.cpp), a one-thread program that answers each TASK itself with the
 project's decoder, task code and encoder: no workers, no dispatch, no store. It pays
 only what any server here must pay per task to take a frame in and put a reply out over
@@ -152,6 +157,10 @@ def main():
     ap.add_argument("--conns", default="1,10,50,100,200")
     ap.add_argument("--deep-load", type=int, default=3200,
                     help="tasks in flight in all, spread over the connections, in the third sweep (0: skip it)")
+    ap.add_argument("--wide-inflight", type=int, default=256,
+                    help="tasks in flight per connection in the fourth sweep (0: skip it)")
+    ap.add_argument("--sweeps", default="workers,conns,conns-deep,conns-wide",
+                    help="which sweeps to run (their floors run with them unless --no-floor)")
     ap.add_argument("--no-floor", action="store_true", help="do not run the connection sweeps against sd-floor")
     ap.add_argument("--json", help="also write the points to this file")
     args = ap.parse_args()
@@ -159,54 +168,69 @@ def main():
     conn_counts = [int(x) for x in args.conns.split(",")]
     logs = tempfile.mkdtemp(prefix="sd-scale.")
     # sweep -> point -> [(rate, p99)], one entry per pass
-    runs = {"workers": {}, "conns": {}, "conns-deep": {}, "floor-conns": {}, "floor-conns-deep": {}}
-    shapes = {"workers": {w: (1, 256) for w in worker_counts},
-              "conns": {c: (c, max(1, -(-256 // c))) for c in conn_counts},
+    conn_sweeps = ("conns", "conns-deep", "conns-wide")
+    runs = {"workers": {}, **{s: {} for s in conn_sweeps}, **{"floor-" + s: {} for s in conn_sweeps}}
+    chosen = set(args.sweeps.split(","))
+    if not chosen <= {"workers", *conn_sweeps}:
+        ap.error(f"--sweeps: unknown {', '.join(sorted(chosen - {'workers', *conn_sweeps}))}")
+    shapes = {"workers": {w: (1, 256) for w in worker_counts} if "workers" in chosen else {},
+              "conns": {c: (c, max(1, -(-256 // c))) for c in conn_counts} if "conns" in chosen else {},
               "conns-deep": {c: (c, max(1, -(-args.deep_load // c))) for c in conn_counts}
-              if args.deep_load > 0 else {}}
-    shapes["floor-conns"], shapes["floor-conns-deep"] = shapes["conns"], shapes["conns-deep"]
+              if args.deep_load > 0 and "conns-deep" in chosen else {},
+              "conns-wide": {c: (c, args.wide_inflight) for c in conn_counts}
+              if args.wide_inflight > 0 and "conns-wide" in chosen else {}}
+    for sweep in conn_sweeps:
+        shapes["floor-" + sweep] = shapes[sweep]
     deep_tasks = max(args.tasks, 20 * args.deep_load)  # 20 windows: filling and draining stay small
+
+    def tasks_for(sweep, conns, inflight):
+        if sweep.endswith("conns-deep"):
+            return deep_tasks
+        if sweep.endswith("conns-wide"):
+            return max(args.tasks, 10 * conns * inflight)
+        return None
+
+    tags = {"conns": "c", "conns-deep": "d", "conns-wide": "x"}
     ok = True
     procs = []
     try:
         for rep in range(1, args.reps + 1):
             line = [f"pass {rep}/{args.reps}:"]
-            srv, port = start_server(args, logs, f"workers-{rep}")
-            procs = [srv]
-            for target in worker_counts:
-                while len(procs) - 1 < target:
-                    procs.append(start_worker(args, port, logs, f"w{len(procs)}-{rep}"))
+            if shapes["workers"]:
+                srv, port = start_server(args, logs, f"workers-{rep}")
+                procs = [srv]
+                for target in shapes["workers"]:
+                    while len(procs) - 1 < target:
+                        procs.append(start_worker(args, port, logs, f"w{len(procs)}-{rep}"))
+                    for w in procs[1:]:
+                        w.wait_for(WORKER_READY, 60)
+                    rate = measure(args, port, runs, "workers", target, 1, 256)
+                    line.append(f"w{target}={rate / 1000:.0f}k")
+                for p in reversed(procs):
+                    p.stop()
+
+            if any(shapes[sweep] for sweep in conn_sweeps):
+                srv, port = start_server(args, logs, f"conns-{rep}")
+                procs = [srv] + [start_worker(args, port, logs, f"c-w{i + 1}-{rep}") for i in range(3)]
                 for w in procs[1:]:
                     w.wait_for(WORKER_READY, 60)
-                rate = measure(args, port, runs, "workers", target, 1, 256)
-                line.append(f"w{target}={rate / 1000:.0f}k")
-            for p in reversed(procs):
-                p.stop()
-
-            srv, port = start_server(args, logs, f"conns-{rep}")
-            procs = [srv] + [start_worker(args, port, logs, f"c-w{i + 1}-{rep}") for i in range(3)]
-            for w in procs[1:]:
-                w.wait_for(WORKER_READY, 60)
-            for conns in conn_counts:
-                rate = measure(args, port, runs, "conns", conns, *shapes["conns"][conns])
-                line.append(f"c{conns}={rate / 1000:.0f}k")
-            for conns in shapes["conns-deep"]:
-                rate = measure(args, port, runs, "conns-deep", conns, *shapes["conns-deep"][conns], deep_tasks)
-                line.append(f"d{conns}={rate / 1000:.0f}k")
-            for p in reversed(procs):
-                p.stop()
-            procs = []
-
-            if not args.no_floor:
+                for sweep in conn_sweeps:
+                    for conns, (c, inflight) in shapes[sweep].items():
+                        rate = measure(args, port, runs, sweep, conns, c, inflight, tasks_for(sweep, c, inflight))
+                        line.append(f"{tags[sweep]}{conns}={rate / 1000:.0f}k")
+                for p in reversed(procs):
+                    p.stop()
+                procs = []
+            if not args.no_floor and any(shapes[sweep] for sweep in conn_sweeps):
                 floor = Proc([os.path.join(args.bin, "sd-floor"), "--host", "127.0.0.1", "--port", "0"],
                              os.path.join(logs, f"floor-{rep}.log"))
                 procs = [floor]
                 port = int(floor.wait_for(FLOOR_READY, 15).group(1))
-                for sweep in ("conns", "conns-deep"):
+                for sweep in conn_sweeps:
                     for conns, (c, inflight) in shapes[sweep].items():
-                        tasks = deep_tasks if sweep == "conns-deep" else None
-                        rate = measure(args, port, runs, "floor-" + sweep, conns, c, inflight, tasks)
-                        line.append(f"{'fd' if sweep == 'conns-deep' else 'fc'}{conns}={rate / 1000:.0f}k")
+                        rate = measure(args, port, runs, "floor-" + sweep, conns, c, inflight,
+                                       tasks_for(sweep, c, inflight))
+                        line.append(f"f{tags[sweep]}{conns}={rate / 1000:.0f}k")
                 floor.stop()
                 procs = []
             print(" ".join(line), flush=True)
@@ -249,7 +273,7 @@ def main():
                 verdict = "what the machine allows"
             print(f"{sweep} sweep, {label}: best point {best:.0f}, worst {worst:.0f} tasks/s = "
                   f"{worst / best:.2f} of the best ({verdict})")
-    for sweep in ("conns", "conns-deep"):
+    for sweep in conn_sweeps:
         ours = {p["conns"]: p["best_rate"] for p in table[sweep]}
         floor = {p["conns"]: p["best_rate"] for p in table["floor-" + sweep]}
         if ours and floor:

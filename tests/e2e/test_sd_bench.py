@@ -9,11 +9,16 @@ its figures would not be the same work: sd-bench checks them.
 """
 
 import json
+import os
 import socket
+import sys
+import tempfile
 import threading
 import unittest
 
-from harness import Conn, E2ETestCase, Proc, binary, run, start_server, start_worker
+from harness import SD_BIN, Conn, E2ETestCase, Proc, binary, run, start_server, start_worker
+
+SCALE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "scale.py")
 
 
 def sd_bench(port, *args, timeout=60):
@@ -184,6 +189,34 @@ class SdFloor(E2ETestCase):
             c.send({"type": "TASK", "task_id": "t1", "task_type": "reverse", "task_data": {"text": "ab"}})
             self.assertEqual(c.recv(), {"type": "RESULT", "task_id": "t1", "status": "success",
                                         "result": {"reversed": "ba"}, "worker_id": "sd-floor"})
+
+
+class ScaleScript(E2ETestCase):
+    """`make scale` end to end, on a tiny load: every sweep and every floor gets a point
+    for each count, and every run passes sd-bench's checks (else the exit status is 1)."""
+
+    def test_ScaleScript_TinyLoad_EverySweepAndFloorHasAllItsPoints(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "scale.json")
+            p = run([sys.executable, SCALE_SCRIPT, "--bin", SD_BIN, "--reps", "1", "--workers", "1,2",
+                     "--conns", "1,3", "--tasks", "2000", "--deep-load", "12", "--wide-inflight", "8",
+                     "--json", out], timeout=240)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            with open(out) as f:
+                table = json.load(f)
+        expected = {"workers": [1, 2]}
+        for sweep in ("conns", "conns-deep", "conns-wide"):
+            expected[sweep] = expected["floor-" + sweep] = [1, 3]
+        self.assertEqual({s: sorted(pt.get("conns", pt.get("workers")) for pt in pts) for s, pts in table.items()},
+                         expected)
+        per_conn = {s: {pt["conns"]: pt["inflight_per_conn"] for pt in pts} for s, pts in table.items() if s != "workers"}
+        self.assertEqual(per_conn["conns"], {1: 256, 3: 86})
+        self.assertEqual(per_conn["conns-deep"], {1: 12, 3: 4})
+        self.assertEqual(per_conn["conns-wide"], {1: 8, 3: 8})
+        for sweep, pts in table.items():
+            for pt in pts:
+                self.assertGreater(pt["rate"], 0, (sweep, pt))
+        self.assertIn("conns-wide sweep, median of passes", p.stdout)
 
 
 if __name__ == "__main__":
