@@ -8,6 +8,7 @@ sd-floor (the floor under the scale curve) must give the results servidor gives,
 its figures would not be the same work: sd-bench checks them.
 """
 
+import importlib.util
 import json
 import os
 import socket
@@ -191,6 +192,33 @@ class SdFloor(E2ETestCase):
                                         "result": {"reversed": "ba"}, "worker_id": "sd-floor"})
 
 
+def load_scale_module():
+    spec = importlib.util.spec_from_file_location("scale", SCALE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class CurveShape(unittest.TestCase):
+    """scale.py's verdict: each point over its pass's median, the median over passes."""
+
+    def setUp(self):
+        self.curve_shape = load_scale_module().curve_shape
+
+    def test_CurveShape_APassAtHalfSpeed_SameShape(self):
+        shape = self.curve_shape({1: [100, 50, 100], 10: [80, 40, 80], 200: [100, 50, 100]})
+        self.assertEqual(shape, {1: 1.0, 10: 0.8, 200: 1.0})
+
+    def test_CurveShape_OneLuckyRun_DoesNotSetTheBest(self):
+        # 10 had one run at 1.5x: the best run would make 1 and 200 look 0.67 of it.
+        shape = self.curve_shape({1: [100, 100, 100], 10: [150, 100, 100], 200: [100, 100, 100]})
+        self.assertEqual(shape, {1: 1.0, 10: 1.0, 200: 1.0})
+
+    def test_CurveShape_APassThatDidNotMeasureEveryPoint_DoesNotCount(self):
+        shape = self.curve_shape({1: [100, 100, 999], 10: [50, 50]})
+        self.assertEqual(shape, {1: 1.0 / 0.75, 10: 0.5 / 0.75})
+
+
 class ScaleScript(E2ETestCase):
     """`make scale` end to end, on a tiny load: every sweep and every floor gets a point
     for each count, and every run passes sd-bench's checks (else the exit status is 1)."""
@@ -216,7 +244,8 @@ class ScaleScript(E2ETestCase):
         for sweep, pts in table.items():
             for pt in pts:
                 self.assertGreater(pt["rate"], 0, (sweep, pt))
-        self.assertIn("conns-wide sweep, median of passes", p.stdout)
+                self.assertGreater(pt["shape"], 0, (sweep, pt))
+        self.assertIn("conns-wide sweep: worst shape", p.stdout)
 
 
 if __name__ == "__main__":
