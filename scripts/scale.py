@@ -33,8 +33,8 @@ shares over the passes. A pass that ran at half speed then weighs no more than o
 full speed, and one run that was lucky does not set the best point. The sweep "does not
 collapse" when its worst shape is at least 0.80 of its best. The same share is also
 printed from the medians and from the best runs, for reference; the best run is a poor
-estimate here, because runs can also come out fast: in one 9-pass sweep at a steady
-speed, 10 x 256 gave 367-395k in five passes and 501k and 505k in two.
+estimate here, because runs can also come out fast: in six passes of one sweep that ran
+at one speed, 10 x 256 gave 367-405k in four and 501k and 505k in two.
 
 The floor: in each pass, the connection sweeps are run once more against sd-floor
 (bench/sd_floor.cpp), a one-thread program that answers each TASK itself with the
