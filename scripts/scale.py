@@ -288,13 +288,13 @@ def main():
     for sweep in runs:
         pts = table[sweep]
         if pts:
-            shape = "  ".join(f"{p.get('conns', p.get('workers'))}: {p['shape']:.2f}" for p in pts)
+            by_point = "  ".join(f"{p.get('conns', p.get('workers'))}: {p['shape']:.2f}" for p in pts)
             best = max(p["shape"] for p in pts)
             worst = min(p["shape"] for p in pts)
             verdict = "no collapse" if worst >= 0.8 * best else "COLLAPSE: below 0.80"
             if sweep.startswith("floor-"):
                 verdict = "what the machine allows"
-            print(f"{sweep} sweep, shape (each point over its pass's median, median over passes): {shape}")
+            print(f"{sweep} sweep, shape (each point over its pass's median, median over passes): {by_point}")
             print(f"{sweep} sweep: worst shape {worst:.2f} / best {best:.2f} = {worst / best:.3f} ({verdict})")
         for field, label in (("rate", "median of passes"), ("best_rate", "best of passes")):
             if not pts:
